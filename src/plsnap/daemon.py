@@ -1,0 +1,196 @@
+"""The composition root: source -> recorder -> archive under an APScheduler 3.x ``BlockingScheduler``.
+
+Captures run on wall-clock-aligned slots (an ``IntervalTrigger`` anchored at the Unix epoch, so a 5 s interval
+fires at :00, :05, ...), with ``max_instances=1`` and ``coalesce=True``: a slow capture skips slots and never
+overlaps them. SIGTERM/SIGINT let the running capture finish, close the frame and exit 0. SIGHUP re-reads the
+config: interval, retention and log level apply at once; a bad config is logged and the old one keeps running.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from plsnap import log as plog
+from plsnap.config import Config, resolve_password
+from plsnap.errors import PlsnapError
+from plsnap.metrics import Metrics, serve
+from plsnap.model import format_ts
+from plsnap.notify import notify, watchdog_interval
+from plsnap.recorder import Recorder
+from plsnap.source import Source
+
+log = structlog.get_logger("plsnap")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def aligned_trigger(seconds: float) -> IntervalTrigger:
+    """An interval trigger whose slots are multiples of ``seconds`` since the Unix epoch (UTC), no jitter."""
+    return IntervalTrigger(seconds=seconds, start_date=EPOCH, timezone=UTC)
+
+
+class Daemon:
+    """Runs the capture loop in the foreground until a stop signal."""
+
+    def __init__(self, config: Config, reload: Callable[[], Config] | None = None) -> None:
+        self.config = config
+        self._reload = reload
+        self.metrics = Metrics()
+        self.source = Source(config, resolve_password(config))
+        self.recorder = Recorder(config, self.source, metrics=self.metrics)
+        self.scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._stopping = threading.Event()
+        self._http: Any = None
+
+    def healthy(self) -> tuple[bool, str]:
+        """(ok, detail): ok while the last capture attempt is recent (stalled after ``stall_seconds``)."""
+        last = self.recorder.last_attempt_monotonic
+        if last is None:
+            return False, "no capture attempt yet"
+        age = time.monotonic() - last
+        if age > self.config.stall_seconds:
+            return False, f"capture stalled: last attempt {age:.0f}s ago"
+        snapshot = self.recorder.last_snapshot
+        detail = f"last attempt {age:.1f}s ago"
+        if snapshot is not None and snapshot.error:
+            detail += f"; failing: {snapshot.error}"
+        return True, detail
+
+    def run(self) -> int:
+        """Capture until SIGTERM/SIGINT; returns the exit code (0)."""
+        cfg = self.config
+        log.info(
+            "plsnap daemon starting",
+            instance=cfg.instance,
+            archive=str(cfg.instance_dir),
+            interval_s=cfg.capture.interval,
+            source=cfg.capture.source,
+            config=str(cfg.path) if cfg.path else None,
+        )
+        self._install_signals()
+        if cfg.metrics.listen:
+            self._http, _ = serve(cfg.metrics.listen, self.metrics, self.healthy)
+            log.info("metrics listening", listen=cfg.metrics.listen)
+        self._capture_job()
+        self._prune_job()
+        notify("READY=1")
+        self.scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self.scheduler.add_job(self._capture_job, aligned_trigger(cfg.capture.interval), id="capture")
+        self.scheduler.add_job(self._prune_job, aligned_trigger(cfg.retention.schedule), id="prune")
+        ping = watchdog_interval()
+        if ping is not None:
+            self.scheduler.add_job(self._watchdog_job, IntervalTrigger(seconds=ping, timezone=UTC), id="watchdog")
+        if not self._stopping.is_set():
+            self.scheduler.start()
+        self._shutdown()
+        return 0
+
+    def _capture_job(self) -> None:
+        attempt = self.recorder.capture()
+        if attempt is None:
+            return
+        snapshot = attempt.snapshot
+        if snapshot.is_gap or not attempt.written:
+            status = f"capture failing ({self.recorder.failures or self.recorder.write_failures}x): " + (
+                snapshot.error or attempt.write_error or ""
+            )
+        else:
+            status = (
+                f"last sample {format_ts(snapshot.ts)}: {len(snapshot.sessions or ())} sessions, "
+                f"{snapshot.running} running"
+            )
+        notify(f"STATUS={status[:200]}")
+
+    def _prune_job(self) -> None:
+        try:
+            self.recorder.prune(reason="schedule")
+        except (OSError, PlsnapError) as exc:
+            log.error("retention failed", error=str(exc))
+
+    def _watchdog_job(self) -> None:
+        last = self.recorder.last_attempt_monotonic
+        limit = self.config.capture.interval + self.config.mysql.connect_timeout + self.config.mysql.read_timeout
+        if last is not None and time.monotonic() - last <= limit + 5:
+            notify("WATCHDOG=1")
+
+    def _on_skip(self, event: JobExecutionEvent) -> None:
+        if event.job_id == "capture":
+            self.metrics.skipped.inc()
+            log.warning("capture slot skipped: previous capture still running", slot=str(event.scheduled_run_time))
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        notify("STOPPING=1")
+        log.info("stopping", signal=signal.Signals(signum).name)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        threading.Thread(target=self.reload, name="plsnap-reload", daemon=True).start()
+
+    def reload(self) -> None:
+        """Re-read the config; apply interval, retention, log level (and connection settings on next tick)."""
+        if self._reload is None:
+            return
+        notify("RELOADING=1\nMONOTONIC_USEC=" + str(time.monotonic_ns() // 1000))
+        try:
+            new = self._reload()
+            if new.instance_dir != self.config.instance_dir:
+                raise PlsnapError("changing [archive] data_dir or instance needs a restart")
+            password = resolve_password(new)
+        except PlsnapError as exc:
+            log.error("config reload rejected; keeping the running config", error=str(exc))
+            notify("READY=1")
+            return
+        old = self.config
+        with self.recorder.lock:
+            self.config = new
+            self.recorder.config = new
+            if new.mysql != old.mysql or new.capture != old.capture:
+                self.source.close()
+                self.source = Source(new, password)
+                self.recorder.source = self.source
+        plog.set_level(new.log.level)
+        if new.capture.interval != old.capture.interval:
+            self.scheduler.reschedule_job("capture", trigger=aligned_trigger(new.capture.interval))
+        if new.retention.schedule != old.retention.schedule:
+            self.scheduler.reschedule_job("prune", trigger=aligned_trigger(new.retention.schedule))
+        log.info("config reloaded", interval_s=new.capture.interval, log_level=new.log.level)
+        notify("READY=1")
+
+    def _shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._http is not None:
+            self._http.shutdown()
+        self.recorder.close()
+        log.info("plsnap daemon stopped", samples=self.recorder.attempts)
+
+
+def run_daemon(config: Config, reload: Callable[[], Config] | None = None) -> int:
+    """Entry point for ``plsnap daemon``."""
+    return Daemon(config, reload).run()

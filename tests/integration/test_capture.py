@@ -1,0 +1,142 @@
+"""One-shot capture against a real mariadbd: what lands in the archive."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from plsnap.config import load_config, resolve_password
+from plsnap.source import Source
+from tests.integration.harness import Sleeper, plsnap, records, write_config
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, mariadb_running, capture_user) -> Path:
+    return write_config(tmp_path / "plsnap.toml", mariadb_running, capture_user)
+
+
+def test_capture_records_running_sleep_with_time(config_path: Path, mariadb_running, tmp_path: Path) -> None:
+    """A SELECT SLEEP run by another user appears verbatim with its Time, seen by a PROCESS-only user."""
+    with Sleeper(mariadb_running, 4, "capture-test-1") as sleeper:
+        time.sleep(2.3)
+        result = plsnap("capture", "-c", str(config_path))
+    assert result.returncode == 0, result.stderr
+    assert sleeper.error is None
+    (record,) = records(tmp_path / "archive" / "default")
+    assert record["source"] == "information_schema"
+    assert record["error"] is None
+    (row,) = [s for s in record["sessions"] if s["info"] == sleeper.sql]
+    assert row["user"] == "root"
+    assert row["command"] == "Query"
+    assert row["time"] == 2
+    assert 2000 <= row["time_ms"] < 3500
+    assert "capture-test-1" in result.stdout or "sessions" in result.stdout
+
+
+def test_own_connection_is_excluded(config_path: Path, tmp_path: Path) -> None:
+    """plsnap never records its own sampling connection."""
+    for _ in range(2):
+        assert plsnap("capture", "-c", str(config_path)).returncode == 0
+    for record in records(tmp_path / "archive" / "default"):
+        assert all(s["user"] != "plsnap_cap" for s in record["sessions"])
+
+
+@pytest.mark.parametrize("source", ["show", "information_schema"])
+def test_sources_agree_on_running_statement(source: str, mariadb_running, capture_user, tmp_path: Path) -> None:
+    """SHOW FULL PROCESSLIST and information_schema both capture the statement and record their name."""
+    config = load_config(
+        write_config(tmp_path / "c.toml", mariadb_running, capture_user, capture={"source": source}), environ={}
+    )
+    src = Source(config, resolve_password(config))
+    with Sleeper(mariadb_running, 3, f"src-{source}") as sleeper:
+        time.sleep(1.2)
+        snapshot = src.sample()
+    src.close()
+    assert snapshot.error is None
+    assert snapshot.source == {"show": "show_full_processlist", "information_schema": "information_schema"}[source]
+    assert any(s.info == sleeper.sql and s.time == 1 for s in snapshot.sessions or ())
+
+
+def test_performance_schema_off_is_a_gap_not_a_crash(mariadb_running, capture_user, tmp_path: Path) -> None:
+    """Forcing performance_schema on a server where it is off yields a gap with the server's error."""
+    path = write_config(tmp_path / "c.toml", mariadb_running, capture_user, capture={"source": "performance_schema"})
+    config = load_config(path, environ={})
+    src = Source(config, resolve_password(config))
+    snapshot = src.sample()
+    src.close()
+    assert snapshot.sessions is None
+    assert snapshot.error is not None and "query failed" in snapshot.error
+
+
+def test_long_statement_is_truncated_with_flag(mariadb_running, capture_user, tmp_path: Path) -> None:
+    """Statements over max_info_bytes are cut, with info_truncated and the original info_length."""
+    path = write_config(tmp_path / "c.toml", mariadb_running, capture_user, capture={"max_info_bytes": 100})
+    config = load_config(path, environ={})
+    sql = "SELECT SLEEP(3) /* " + "é" * 200 + " */"
+    src = Source(config, resolve_password(config))
+    with Sleeper(mariadb_running, 3, "", sql=sql):
+        time.sleep(1)
+        snapshot = src.sample()
+    src.close()
+    (row,) = [s for s in snapshot.sessions or () if (s.info or "").startswith("SELECT SLEEP(3) /* é")]
+    assert row.extra["info_truncated"] is True
+    assert row.extra["info_length"] == len(sql.encode())
+    assert len(row.info.encode()) <= 100
+    assert sql.startswith(row.info)
+
+
+def test_invalid_utf8_is_kept_losslessly(mariadb_running, capture_user, tmp_path: Path) -> None:
+    """Statement bytes that are not UTF-8 never break a sample: they are flagged and kept as base64."""
+    config = load_config(write_config(tmp_path / "c.toml", mariadb_running, capture_user), environ={})
+    raw = b"SELECT SLEEP(3) /* \xff\xfe bad */"
+    sleeper_conn = mariadb_running.root_connect()
+    thread = threading.Thread(target=lambda: sleeper_conn.query(raw), daemon=True)
+    thread.start()
+    time.sleep(1)
+    src = Source(config, resolve_password(config))
+    snapshot = src.sample()
+    src.close()
+    thread.join(10)
+    sleeper_conn.close()
+    assert snapshot.error is None
+    (row,) = [s for s in snapshot.sessions or () if (s.info or "").startswith("SELECT SLEEP(3)")]
+    if row.extra.get("info_invalid_utf8"):
+        assert base64.b64decode(row.extra["info_base64"]) == raw
+    else:
+        assert "bad" in row.info
+
+
+def test_wrong_password_is_a_gap_and_password_never_logged(mariadb_running, capture_user, tmp_path: Path) -> None:
+    """Authentication failure: exit 1, a gap line recorded, and the password appears nowhere."""
+    bad = tmp_path / "bad.pw"
+    bad.write_text("Sup3r-Secret-Wrong-Pw")
+    path = write_config(tmp_path / "c.toml", mariadb_running, capture_user, mysql={"password_file": str(bad)})
+    result = plsnap("capture", "-c", str(path))
+    assert result.returncode == 1
+    assert "Access denied" in result.stderr
+    assert "Traceback" not in result.stderr
+    (record,) = records(tmp_path / "archive" / "default")
+    assert record["sessions"] is None
+    assert "Access denied" in record["error"]
+    archive_bytes = b"".join(p.read_bytes() for p in (tmp_path / "archive").rglob("*") if p.is_file())
+    for blob in (result.stdout, result.stderr, str(record)):
+        assert "Sup3r-Secret-Wrong-Pw" not in blob
+    assert b"Sup3r-Secret-Wrong-Pw" not in archive_bytes
+
+
+def test_unreachable_server_is_one_line_error(tmp_path: Path, capture_user) -> None:
+    """A server that is not there: exit 1 with one clean line, and a gap line in the archive."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[mysql]\nhost = "127.0.0.1"\nport = 1\nuser = "x"\npassword_file = "{capture_user.password_file}"\n'
+        f'[archive]\ndata_dir = "{tmp_path / "archive"}"\n'
+    )
+    result = plsnap("capture", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "connect failed" in result.stderr
+    assert records(tmp_path / "archive" / "default")[0]["sessions"] is None

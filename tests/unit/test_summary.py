@@ -1,0 +1,93 @@
+"""Window summaries on synthetic samples with known truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from plsnap.summary import choose_bucket, summarize
+from tests.synth import at, gap, idle, running, session, snap
+
+SLOW = "SELECT * FROM orders WHERE customer_id = 42"
+SLOW2 = "SELECT * FROM orders WHERE customer_id = 7"
+FAST = "UPDATE stock SET n = n - 1 WHERE sku = 'A-1'"
+
+
+def samples():
+    """60 s of 10 s samples: the slow query (two literals, one fingerprint) in 6 of 6, the update in 2, a gap."""
+    out = []
+    for t in range(0, 60, 10):
+        sessions = [running(1, SLOW if t < 30 else SLOW2, started=t - 1, now=t, user="report"), idle(9, time=t)]
+        if t in (10, 20):
+            sessions.append(running(2, FAST, started=t, now=t, user="app"))
+        out.append(snap(t, *sessions))
+    out.insert(3, gap(25, "connect failed"))
+    return out
+
+
+def test_top_fingerprints_by_sample_count() -> None:
+    """Groups are ranked by samples; active seconds = samples x interval; percentages sum to 100."""
+    summary = summarize(samples(), at(0), at(60))
+    top = [(g.key, g.samples, g.active_seconds) for g in summary.groups]
+    assert top == [
+        ("select * from orders where customer_id = ?", 6, 60.0),
+        ("update stock set n = n - ? where sku = ?", 2, 20.0),
+    ]
+    assert sum(g.percent for g in summary.groups) == pytest.approx(100.0)
+    assert summary.interval == 10.0
+    assert summary.samples == 6
+    assert summary.total_active_seconds == 80.0
+
+
+def test_group_by_user_and_top_n() -> None:
+    """--by user groups by user; --top 1 keeps only the first group."""
+    summary = summarize(samples(), at(0), at(60), by="user", top=1)
+    assert [(g.key, g.samples) for g in summary.groups] == [("report", 6)]
+
+
+def test_gaps_are_reported_with_errors() -> None:
+    """Failed samples appear as gap ranges with their error, and a warning says activity there is unknown."""
+    summary = summarize(samples(), at(0), at(60))
+    assert [(g.first, g.count, g.error) for g in summary.gaps] == [(at(25), 1, "connect failed")]
+    assert any("failed sample" in w for w in summary.warnings)
+    assert any("under-counted" in w for w in summary.warnings)
+
+
+def test_longest_executions_have_bounds() -> None:
+    """Longest executions are stitched, with their start and the first sample where they were gone."""
+    summary = summarize(samples(), at(0), at(60))
+    assert summary.longest[0].info in (SLOW, SLOW2)
+    assert all(e.ended_before is None or e.ended_before > e.last_seen for e in summary.longest)
+
+
+def test_window_excludes_outside_samples() -> None:
+    """Only samples in [start, end) count."""
+    summary = summarize(samples(), at(10), at(30))
+    assert summary.samples == 2
+
+
+def test_activity_buckets_cover_the_window() -> None:
+    """Activity has one bucket per step across the window, with mean and max running sessions."""
+    summary = summarize(samples(), at(0), at(60))
+    assert summary.bucket_seconds == 10
+    assert [b.max_running for b in summary.activity] == [1, 2, 2, 1, 1, 1]
+
+
+@pytest.mark.parametrize(("window", "interval", "bucket"), [(60, 10, 10), (3600, 10, 60), (86400, 10, 1800),
+                                                             (600, 60, 60), (7 * 86400, 60, 10800)])  # fmt: skip
+def test_bucket_choice(window: float, interval: float, bucket: int) -> None:
+    """Bucket size fits the window in about 60 buckets and is never below the interval."""
+    assert choose_bucket(window, interval) == bucket
+
+
+def test_empty_window() -> None:
+    """A window without samples summarizes to zero and says so."""
+    summary = summarize([], at(0), at(60))
+    assert summary.samples == 0
+    assert summary.groups == ()
+    assert any("no successful samples" in w for w in summary.warnings)
+
+
+def test_session_factory_sanity() -> None:
+    """The synthetic helpers mark Sleep as idle and Query as active."""
+    assert not idle(1).active
+    assert session(1).active

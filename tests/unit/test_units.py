@@ -1,0 +1,39 @@
+"""Durations and sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from plsnap.units import format_duration, parse_duration, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5s", 5), ("10m", 600), ("7d", 604800), ("1h30m", 5400), ("250ms", 0.25), ("90", 90), ("1w", 604800), (3, 3)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    """Durations accept units s, m, h, d, w, ms, compounds, and bare seconds."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "m5", "1h 30", "-5s", "five", "5s5"])
+def test_parse_duration_rejects(text: str) -> None:
+    """Malformed durations raise ValueError."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("500MB", 500_000_000), ("2GiB", 2 * 2**30), ("1048576", 1048576), ("10k", 10240), ("1.5GB", 1_500_000_000)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    """Sizes accept SI and binary units."""
+    assert parse_size(text) == size
+
+
+def test_format_duration() -> None:
+    """Durations render compactly."""
+    assert format_duration(604800) == "7d"
+    assert format_duration(5400) == "1h30m"
+    assert format_duration(0.5) == "0.5s"
