@@ -215,3 +215,18 @@ def test_newest_ts_reads_backwards(tmp_path: Path) -> None:
     """newest_ts is the ts of the last snapshot of the newest non-empty partition."""
     write(tmp_path, snap(0), snap(3600 + 5), snap(3600 + 7))
     assert ArchiveReader(tmp_path).newest_ts() == T0 + timedelta(seconds=3607)
+
+
+def test_duckdb_recipe_reads_the_archive(tmp_path: Path) -> None:
+    """The README's DuckDB read_json recipe counts samples per statement across frames and partitions."""
+    import duckdb
+
+    root = tmp_path / "db1"
+    write(root, *[snap(t, session(1, "SELECT 1"), idle(2)) for t in range(0, 7200, 600)])
+    write(root, snap(7300, session(1, "SELECT 2")), gap(7400))
+    query = (
+        "SELECT s.info, count(*) AS samples "
+        f"FROM read_json('{root}/*/*.jsonl.zst', format = 'newline_delimited', compression = 'zstd') AS snap, "
+        "unnest(snap.sessions) AS u(s) WHERE s.command <> 'Sleep' GROUP BY 1 ORDER BY 2 DESC"
+    )
+    assert duckdb.connect().sql(query).fetchall() == [("SELECT 1", 12), ("SELECT 2", 1)]

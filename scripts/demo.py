@@ -1,0 +1,173 @@
+"""A newcomer demo: a throwaway MariaDB, a small workload with a lock pileup, the daemon, then the answers.
+
+Run it with ``make demo`` (about a minute). Nothing outside a temporary directory is touched: the server has its
+own datadir, port and socket and is removed at the end, and the system server on 3306 is never contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pymysql
+
+from plsnap.devserver import DevServer
+
+ORDERS = 2000
+
+
+def main() -> int:
+    """Run the demo; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the daemon samples (default 60)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (archive) afterwards")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="plsnap-demo-"))
+    server = DevServer(base / "mariadb")
+    stop = threading.Event()
+    try:
+        say(f"starting a throwaway MariaDB under {base} ...")
+        server.start()
+        prepare(server)
+        password = secrets.token_urlsafe(16)
+        server.create_user("plsnap", password, ("PROCESS ON *.*",))
+        config = write_config(base, server, password)
+        say(f"starting `plsnap daemon -c {config}` (2 s interval) for {args.seconds:.0f} s ...")
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "plsnap.cli", "daemon", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        workers = [threading.Thread(target=steady_load, args=(server, stop, n), daemon=True) for n in range(4)]
+        for worker in workers:
+            worker.start()
+        time.sleep(args.seconds * 0.3)
+        pileup_at = lock_pileup(server, hold=max(6.0, args.seconds * 0.3))
+        time.sleep(max(1.0, args.seconds * 0.7 - max(6.0, args.seconds * 0.3)))
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+        time.sleep(2.5)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        start = datetime.fromtimestamp(pileup_at - args.seconds * 0.35, UTC)
+        end = datetime.now(UTC)
+        window_cmd = ["window", iso(start), iso(end), "--top", "5"]
+        at_cmd = ["at", iso(datetime.fromtimestamp(pileup_at + 3, UTC))]
+        for cmd in (window_cmd, at_cmd):
+            say("$ plsnap " + " ".join(cmd) + f" -c {config}")
+            subprocess.run([sys.executable, "-m", "plsnap.cli", *cmd, "-c", str(config)], check=True)
+        say(f"the archive is in {base / 'archive'}; try `zstdcat {base}/archive/default/*/*.zst | jq .ts`")
+        return 0
+    finally:
+        stop.set()
+        server.stop()
+        if args.keep:
+            say(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def prepare(server: DevServer) -> None:
+    server.execute(
+        "CREATE DATABASE shop",
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, customer_id INT, status VARCHAR(16), amount DECIMAL(10,2),"
+        " KEY (customer_id)) ENGINE=InnoDB",
+        "CREATE TABLE shop.stock (sku VARCHAR(16) PRIMARY KEY, n INT) ENGINE=InnoDB",
+        "INSERT INTO shop.stock VALUES ('A-1', 1000), ('B-2', 1000)",
+    )
+    rows = ", ".join(f"({i}, {i % 97}, 'paid', {i % 500}.25)" for i in range(ORDERS))
+    server.execute(f"INSERT INTO shop.orders VALUES {rows}")  # noqa: S608
+
+
+def connect(server: DevServer) -> pymysql.connections.Connection:
+    return server.root_connect(database="shop")
+
+
+def steady_load(server: DevServer, stop: threading.Event, seed: int) -> None:
+    """Short queries, some slow reports (SLEEP stands in for a heavy scan), like an application would."""
+    rng = random.Random(seed)
+    conn = connect(server)
+    try:
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                kind = rng.random()
+                if kind < 0.15:
+                    cur.execute(
+                        "SELECT customer_id, SUM(amount), SLEEP(%s) FROM orders WHERE customer_id = %s "
+                        "GROUP BY customer_id",
+                        (rng.choice([2, 3, 5]), rng.randint(1, 96)),
+                    )
+                elif kind < 0.6:
+                    cur.execute("SELECT * FROM orders WHERE id = %s", (rng.randint(0, ORDERS - 1),))
+                else:
+                    cur.execute("UPDATE orders SET status = %s WHERE id = %s", ("shipped", rng.randint(0, ORDERS - 1)))
+                cur.fetchall()
+                time.sleep(rng.uniform(0.05, 0.3))
+    finally:
+        conn.close()
+
+
+def lock_pileup(server: DevServer, hold: float) -> float:
+    """One transaction holds a row lock for ``hold`` seconds while five sessions queue behind it."""
+    say(f"lock pileup: one session holds a row lock on stock 'A-1' for {hold:.0f} s, five wait behind it")
+    holder = connect(server)
+    holder.autocommit(False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE stock SET n = n - 1 WHERE sku = 'A-1'")
+    started = time.time()
+    waiters = []
+    for n in range(5):
+        thread = threading.Thread(target=wait_for_lock, args=(server, n), daemon=True)
+        thread.start()
+        waiters.append(thread)
+    time.sleep(hold)
+    holder.commit()
+    holder.close()
+    for thread in waiters:
+        thread.join(30)
+    return started
+
+
+def wait_for_lock(server: DevServer, n: int) -> None:
+    conn = connect(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE stock SET n = n - %s WHERE sku = 'A-1'", (n + 1,))
+    finally:
+        conn.close()
+
+
+def write_config(base: Path, server: DevServer, password: str) -> Path:
+    secret = base / "plsnap.pw"
+    secret.write_text(password)
+    os.chmod(secret, 0o600)  # noqa: PTH101
+    config = base / "plsnap.toml"
+    config.write_text(
+        f'[mysql]\nsocket = "{server.socket}"\nuser = "plsnap"\npassword_file = "{secret}"\n'
+        f'[capture]\ninterval = "2s"\n[archive]\ndata_dir = "{base / "archive"}"\nfsync = false\n'
+    )
+    return config
+
+
+if __name__ == "__main__":
+    sys.exit(main())

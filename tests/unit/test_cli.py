@@ -1,0 +1,203 @@
+"""The CLI contract on a synthetic archive: exit codes, formats and JSON shapes (no database needed)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from plsnap.archive import ArchiveWriter
+from plsnap.archive.format import encode_line
+from plsnap.cli import build_parser, main
+from tests.synth import at, gap, idle, running, snap
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+Q1 = "SELECT * FROM orders WHERE customer_id = 42"
+Q2 = "UPDATE stock SET n = n - 1 WHERE sku = 'A-1'"
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    """One instance with 10 s samples over two minutes, a gap at 60 s, a long query and a short update."""
+    root = tmp_path / "data"
+    with ArchiveWriter(root / "db1", fsync=False) as writer:
+        for t in range(0, 120, 10):
+            if t == 60:
+                s = gap(60, "connect failed: (2003) refused")
+            else:
+                sessions = [running(1, Q1, started=-5, now=t, user="report"), idle(9, time=t + 100)]
+                if t in (20, 30):
+                    sessions.append(running(2, Q2, started=19, now=t))
+                s = snap(t, *sessions)
+            writer.append(encode_line(s.to_record()), s.ts)
+    return root
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def iso(seconds: float) -> str:
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_at_json_matches_schema_and_semantics(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`at --format json` follows the schema; the long query is certain, the ended update only possible."""
+    code, out, _ = run(capsys, "at", iso(35), "--data-dir", str(archive), "--format", "json")
+    assert code == 0
+    body = json.loads(out)
+    jsonschema.validate(body, json.loads((SCHEMAS / "at.schema.json").read_text()))
+    assert body["before"]["ts"] == "2026-11-28T03:00:30.000Z"
+    assert body["after"]["ts"] == "2026-11-28T03:00:40.000Z"
+    rows = {r["id"]: r for r in body["sessions"]}
+    assert rows[1]["confidence"] == "certain"
+    assert rows[1]["time"] == 40
+    assert rows[1]["started_at"] == "2026-11-28T02:59:55.000Z"
+    assert rows[2]["confidence"] == "possible"
+    assert 9 not in rows
+
+
+def test_at_all_lists_idle_sessions(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--all adds idle sessions after the running ones."""
+    code, out, _ = run(capsys, "at", iso(35), "--data-dir", str(archive), "--format", "json", "--all")
+    assert code == 0
+    assert [r["id"] for r in json.loads(out)["sessions"]][-1] == 9
+
+
+def test_at_in_gap_says_so(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An instant inside a failed sample's slot reports the gap and its error, in JSON and in the table."""
+    code, out, _ = run(capsys, "at", iso(60), "--data-dir", str(archive), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["gaps"] == [{"ts": iso(60)[:-4] + "Z", "error": "connect failed: (2003) refused"}]
+    code, out, _ = run(capsys, "at", iso(60), "--data-dir", str(archive), "--utc")
+    assert "gap: 1 failed sample(s)" in out
+    assert "connect failed" in out
+
+
+def test_at_table_and_csv(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The table shows samples used and the sessions; CSV has a header and one row per session."""
+    code, out, _ = run(capsys, "at", iso(35), "--data-dir", str(archive), "--utc")
+    assert code == 0
+    assert "sample before: 2026-11-28 03:00:30Z" in out
+    assert "certain" in out and Q1 in out
+    code, out, _ = run(capsys, "at", iso(35), "--data-dir", str(archive), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert rows[0]["info"] == Q1
+
+
+def test_window_json_matches_schema(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`window --format json` follows the schema and counts samples and gaps in [FROM, TO)."""
+    code, out, _ = run(capsys, "window", iso(0), iso(120), "--data-dir", str(archive), "--format", "json")
+    assert code == 0
+    body = json.loads(out)
+    jsonschema.validate(body, json.loads((SCHEMAS / "window.schema.json").read_text()))
+    assert body["samples"] == 11
+    assert body["gap_samples"] == 1
+    assert body["top"][0]["key"] == "select * from orders where customer_id = ?"
+    assert body["top"][0]["active_seconds"] == 110.0
+
+
+@pytest.mark.parametrize("by", ["fingerprint", "user", "host", "db", "state", "command"])
+def test_window_every_grouping_and_format(archive: Path, capsys: pytest.CaptureFixture[str], by: str) -> None:
+    """Every --by works in table and CSV form."""
+    assert run(capsys, "window", iso(0), iso(120), "--data-dir", str(archive), "--by", by)[0] == 0
+    code, out, _ = run(capsys, "window", iso(0), iso(120), "--data-dir", str(archive), "--by", by, "--format", "csv")
+    assert code == 0
+    assert out.splitlines()[0].startswith("rank,key,samples")
+
+
+def test_snapshots_lists_samples_and_gaps(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`snapshots` prints one row per sample or gap with its metadata."""
+    code, out, _ = run(capsys, "snapshots", iso(0), "--data-dir", str(archive), "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 12
+    assert rows[6]["error"] == "connect failed: (2003) refused"
+    assert rows[6]["running"] is None
+    assert rows[0]["sessions"] == 2 and rows[0]["running"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["at", "yesterday-ish"], 2, "invalid time 'yesterday-ish'"),
+        (["at"], 2, "the following arguments are required: TIME"),
+        (["window", "-1h", "-2h"], 2, "TO must be after FROM"),
+        (["window", "-1h", "now", "--top", "0"], 2, "expected a positive integer"),
+        (["at", "now", "--format", "xml"], 2, "invalid choice: 'xml'"),
+        (["at", "now", "--tz", "Mars/Base"], 2, "unknown time zone"),
+        (["at", "2020-01-01T00:00:00Z"], 3, "no sample within 1h"),
+        (["window", "2020-01-01T00:00:00Z", "2020-01-01T01:00:00Z"], 3, "no sample in the window"),
+        (["at", "now", "--instance", "nope"], 3, "no archive for instance 'nope'"),
+        (["at", "now", "--instance", "../etc"], 2, "[archive] instance: expected 1-128 characters"),
+    ],
+)
+def test_exit_codes_and_one_line_errors(
+    archive: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    """Bad input gives one clean stderr line and the contract exit code (2 usage, 3 no data)."""
+    got, _, err = run(capsys, *args, "--data-dir", str(archive))
+    assert got == code
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_no_archive_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A data dir without any archive is 'no data' (exit 3), not a crash."""
+    code, _, err = run(capsys, "at", "now", "--data-dir", str(tmp_path / "empty"))
+    assert code == 3
+    assert "no archive" in err
+
+
+def test_bad_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken config file gives exit 2 and names the file."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[capture]\ninterval = \n")
+    code, _, err = run(capsys, "at", "now", "-c", str(bad))
+    assert code == 2
+    assert str(bad) in err
+
+
+def test_prune_dry_run_deletes_nothing(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`prune --dry-run` prints a decision and reason per partition and deletes nothing."""
+    before = sorted(archive.rglob("*.zst"))
+    code, out, _ = run(capsys, "prune", "--dry-run", "--data-dir", str(archive), "--instance", "db1")
+    assert code == 0
+    assert "would keep" in out and "newest partition" in out
+    assert sorted(archive.rglob("*.zst")) == before
+
+
+def test_read_commands_do_not_import_capture_stack(archive: Path) -> None:
+    """at, window and snapshots never import pymysql or apscheduler (fast start on a laptop)."""
+    code = (
+        "import sys; from plsnap.cli import main\n"
+        f"for args in (['at', '{iso(35)}'], ['window', '{iso(0)}', '{iso(120)}'], ['snapshots', '{iso(0)}']):\n"
+        f"    assert main([*args, '--data-dir', {str(archive)!r}, '--format', 'json']) == 0\n"
+        "bad = [m for m in ('pymysql', 'apscheduler') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_command_is_documented_in_readme() -> None:
+    """Each subcommand and each of its long options appears in the README."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        assert f"plsnap {name}" in readme, name
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in readme, f"{name} {option}"
