@@ -10,6 +10,7 @@ from plsnap.archive.format import decode_partition
 from plsnap.archive.layout import list_partitions
 from plsnap.config import Config, resolve_password
 from plsnap.errors import PlsnapError
+from plsnap.recorder import check_data_dir
 from plsnap.retention import disk_usage
 from plsnap.source import Source
 from plsnap.units import format_size
@@ -73,12 +74,16 @@ def _check_server(config: Config) -> Iterator[Check]:
 
 def _check_data_dir(config: Config) -> Iterator[Check]:
     path = config.instance_dir
-    probe = path if path.exists() else path.parent if path.parent.exists() else None
-    if probe is None:
-        yield False, f"data dir: neither {path} nor its parent exists"
-        return
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
-        yield False, f"data dir: {probe} is not writable by uid {os.geteuid()}"
+        yield False, f"data dir: {probe} is not writable by uid {os.geteuid()} (needed for {path})"
+        return
+    try:
+        check_data_dir(path)
+    except PlsnapError as exc:
+        yield False, f"data dir: {exc}"
         return
     usage = disk_usage(probe)
     floor = config.retention.min_free.required(usage.total) if config.retention.min_free else 0

@@ -1,0 +1,360 @@
+"""Shared helpers for the benchmark scripts: result rows, timing, a dev server with a load generator.
+
+Nothing here asserts anything: the scripts print figures, and ``run_all.py`` prints one table of plsnap against
+its peers. Ratios taken within one run are the figures to trust; absolute numbers move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from pymysql.constants import COMMAND
+
+from plsnap.devserver import DevServer
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+PLSNAP = VENV_BIN / "plsnap"
+PYTHON = VENV_BIN / "python"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- results ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the summary table: plsnap's figure against one peer's, lower is better unless noted."""
+
+    scenario: str
+    metric: str
+    plsnap: float | None
+    peer: str
+    peer_value: float | None
+    unit: str
+    target: str = ""
+    verdict: str = ""
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """plsnap / peer (below 1 means plsnap is cheaper or faster)."""
+        if self.plsnap is None or not self.peer_value:
+            return None
+        return self.plsnap / self.peer_value
+
+
+@dataclass(slots=True)
+class Results:
+    """Rows collected by every scenario, plus free-form notes printed under the table."""
+
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, *args: Any, **kwargs: Any) -> Row:
+        """Append a :class:`Row` built from the arguments."""
+        row = Row(*args, **kwargs)
+        self.rows.append(row)
+        return row
+
+    def note(self, text: str) -> None:
+        """A line printed under the table."""
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    """A compact human rendering of ``value`` in ``unit``."""
+    if value is None:
+        return "-"
+    if unit == "B":
+        for size, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+            if abs(value) >= size:
+                return f"{value / size:.2f} {suffix}"
+        return f"{value:.0f} B"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    elif abs(value) >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return f"{text} {unit}".strip()
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """A GitHub-flavoured markdown table of ``rows`` (also readable in a terminal)."""
+    header = ["scenario", "metric", "plsnap", "peer", "peer value", "plsnap/peer", "target", "verdict"]
+    lines = [header]
+    for row in rows:
+        ratio = row.ratio
+        lines.append(
+            [
+                row.scenario,
+                row.metric + (f" ({row.note})" if row.note else ""),
+                fmt(row.plsnap, row.unit),
+                row.peer,
+                fmt(row.peer_value, row.unit),
+                "-" if ratio is None else f"{ratio:.3g}",
+                row.target,
+                row.verdict,
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for index, line in enumerate(lines):
+        out.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |")
+        if index == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def verdict(ok: bool | None) -> str:
+    """``met`` / ``MISSED`` / empty."""
+    if ok is None:
+        return ""
+    return "met" if ok else "MISSED"
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_bytes(pid: int) -> int:
+    """VmRSS of process ``pid`` in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every waited-for child so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_wall(argv: Sequence[str], runs: int, *, env: dict[str, str] | None = None, shell: bool = False) -> float:
+    """Median wall seconds of ``runs`` executions of ``argv`` (output discarded; a failure raises)."""
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run(
+            argv if not shell else argv[0],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=True,
+            env=env,
+            shell=shell,
+        )
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def timed(func: Callable[[], Any]) -> tuple[float, Any]:
+    """(wall seconds, result) of one call."""
+    began = time.perf_counter()
+    result = func()
+    return time.perf_counter() - began, result
+
+
+def raise_fd_limit() -> None:
+    """Raise this process's open-file soft limit to the hard limit (thousands of client sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are kept between runs (``$PLSNAP_BENCH_CACHE``, else a temp dir)."""
+    path = Path(os.environ.get("PLSNAP_BENCH_CACHE") or Path(tempfile.gettempdir()) / "plsnap-bench-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def dir_bytes(path: Path) -> tuple[int, int, int]:
+    """(apparent bytes, allocated bytes on disk, file count) of every file under ``path``."""
+    apparent = allocated = count = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            st = os.stat(f"{root}/{name}")  # noqa: PTH116
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+            count += 1
+    return apparent, allocated, count
+
+
+def need_tool(name: str) -> str:
+    """The path of command ``name``, or SystemExit with an install hint."""
+    found = shutil.which(name)
+    if not found:
+        raise SystemExit(f"benchmarks need `{name}` on PATH (apt-get install {name}); see benchmarks/README.md")
+    return found
+
+
+# --- a server with a realistic processlist ---------------------------------------------------------------
+
+APP_USERS = (("app", "app-secret-1"), ("report", "report-secret-2"), ("batch", "batch-secret-3"))
+CAPTURE_USER = ("plsnap_cap", "cap-secret-9")
+
+SCHEMA = (
+    "CREATE DATABASE IF NOT EXISTS shop",
+    "CREATE TABLE IF NOT EXISTS shop.orders (id BIGINT PRIMARY KEY, customer_id BIGINT, status VARCHAR(16), "
+    "total DECIMAL(10,2), created_at DATETIME, KEY (customer_id))",
+    "CREATE TABLE IF NOT EXISTS shop.customers (id BIGINT PRIMARY KEY, email VARCHAR(200), country CHAR(2))",
+    "CREATE TABLE IF NOT EXISTS shop.order_items (order_id BIGINT, sku VARCHAR(32), qty INT, price DECIMAL(10,2))",
+    "REPLACE INTO shop.orders VALUES (1, 1, 'paid', 10.00, NOW())",
+    "REPLACE INTO shop.customers VALUES (1, 'a@example.com', 'DE')",
+    "DELETE FROM shop.order_items",
+    "INSERT INTO shop.order_items VALUES (1, 'SKU-1', 1, 10.00)",
+)
+
+
+def realistic_sleeping_query(rng: random.Random, seconds: int, *, long: bool = False) -> str:
+    """A statement that looks like application SQL and sleeps ``seconds`` on the server (state User sleep)."""
+    cid = rng.randint(1, 2_000_000)
+    if long:
+        ids = ", ".join(str(rng.randint(1, 10**8)) for _ in range(rng.randint(300, 900)))
+        return (
+            f"/* report:ExportJob.run batch={rng.randint(1, 9999)} */ SELECT o.id, o.customer_id, o.status, "
+            f"o.total, o.created_at, c.email, c.country FROM shop.orders o JOIN shop.customers c ON c.id = "
+            f"o.customer_id WHERE o.id IN ({ids}) AND SLEEP({seconds}) = 0 ORDER BY o.created_at DESC"
+        )
+    templates = (
+        "/* app:OrderRepository.findRecent */ SELECT o.id, o.status, o.total, o.created_at FROM shop.orders o "
+        f"WHERE o.customer_id = {cid} AND o.created_at > '2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}' "
+        f"AND SLEEP({seconds}) = 0 ORDER BY o.created_at DESC LIMIT {rng.choice((10, 20, 50))}",
+        f"/* app:Checkout.totals */ SELECT SUM(i.qty * i.price) AS total FROM shop.order_items i WHERE "
+        f"i.order_id = {rng.randint(1, 10**7)} AND SLEEP({seconds}) = 0",
+        f"SELECT c.id, c.email FROM shop.customers c WHERE c.email = 'user{cid}@example.com' AND "
+        f"SLEEP({seconds}) = 0",
+        f"/* report:Daily.revenue */ SELECT DATE(o.created_at) d, o.status, COUNT(*), SUM(o.total) FROM "
+        f"shop.orders o WHERE o.created_at >= NOW() - INTERVAL {rng.randint(1, 90)} DAY AND SLEEP({seconds}) = 0 "
+        "GROUP BY d, o.status",
+        f"SELECT o.*, c.country FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id WHERE "
+        f"c.country = '{rng.choice(('DE', 'FR', 'US', 'GB', 'PL'))}' AND o.status IN ('paid', 'shipped') AND "
+        f"SLEEP({seconds}) = 0 LIMIT {rng.randint(1, 500)}",
+    )
+    return rng.choice(templates)
+
+
+class Load:
+    """Client sessions against a server over TCP (so Host shows ``127.0.0.1:port``): idle and sleeping ones.
+
+    Sleeping sessions have sent a statement and never read its result, so one process can hold thousands of
+    them. :meth:`resize` grows or shrinks to an exact session count with the same running share.
+    """
+
+    def __init__(self, server: DevServer, *, active_share: float = 0.15, long_share: float = 0.1, seed: int = 7):
+        self.server = server
+        self.active_share = active_share
+        self.long_share = long_share
+        self.rng = random.Random(seed)
+        self.conns: list[tuple[pymysql.connections.Connection, bool]] = []
+
+    def _connect(self) -> pymysql.connections.Connection:
+        user, password = self.rng.choice(APP_USERS)
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.server.port,
+            user=user,
+            password=password,
+            database="shop",
+            autocommit=True,
+            ssl_disabled=True,
+            connect_timeout=10,
+        )
+
+    def resize(self, total: int) -> None:
+        """Hold exactly ``total`` sessions, ``active_share`` of them running a long SLEEP statement."""
+        dropped: list[int] = []
+        while len(self.conns) > total:
+            conn, _ = self.conns.pop()
+            dropped.append(conn.thread_id())
+            _hard_close(conn)
+        if dropped:  # a running SLEEP does not notice its client went away: end those sessions for sure
+            root = self.server.root_connect()
+            try:
+                with root.cursor() as cur:
+                    for thread_id in dropped:
+                        with contextlib.suppress(pymysql.MySQLError):
+                            cur.execute(f"KILL {int(thread_id)}")
+            finally:
+                root.close()
+        want_active = round(total * self.active_share)
+        active = sum(1 for _, is_active in self.conns if is_active)
+        while len(self.conns) < total:
+            conn = self._connect()
+            make_active = active < want_active
+            if make_active:
+                long = self.rng.random() < self.long_share
+                sql = realistic_sleeping_query(self.rng, 7200, long=long)
+                conn._execute_command(COMMAND.COM_QUERY, sql)  # sent, never read: runs until killed
+                active += 1
+            self.conns.append((conn, make_active))
+
+    def close(self) -> None:
+        """Drop every session."""
+        self.resize(0)
+
+
+def _hard_close(conn: pymysql.connections.Connection) -> None:
+    """Close the socket of a connection without the COM_QUIT round trip (its statement may still run)."""
+    sock = conn._sock
+    conn._sock = None
+    conn._rfile = None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+def start_server(basedir: Path) -> DevServer:
+    """A started DevServer with the shop schema, the application users and a PROCESS-only capture user."""
+    server = DevServer(basedir)
+    server.start()
+    server.execute(*SCHEMA)
+    for user, password in APP_USERS:
+        server.create_user(user, password, ("SELECT ON shop.*",))
+    server.create_user(*CAPTURE_USER, ("PROCESS ON *.*",))
+    return server
+
+
+def mariadbd_pid(server: DevServer) -> int:
+    """The mariadbd process id."""
+    return int(server.pid_file.read_text().strip())
+
+
+def process_count(server: DevServer) -> int:
+    """Rows of the server's processlist right now (as root)."""
+    conn = server.root_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
+            row = cur.fetchone()
+            return int(row[0])
+    finally:
+        conn.close()
