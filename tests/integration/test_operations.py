@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import socket
 import time
@@ -150,7 +151,7 @@ def test_sighup_reload_applies_interval_and_rejects_bad_config(tmp_path: Path, m
         assert len(records(root)) >= count + 2, "the old config keeps running after a rejected reload"
         assert proc.stop() == 0
     stamps = [parse_ts(r["ts"]).timestamp() for r in records(root) if parse_ts(r["ts"]).timestamp() > reloaded_at]
-    spacing = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    spacing = [b - a for a, b in itertools.pairwise(stamps)]
     assert min(spacing) > 0.8 and sorted(spacing)[len(spacing) // 2] < 1.3
     events = [orjson.loads(line)["event"] for line in proc.lines if line.startswith("{")]
     assert "config reload rejected; keeping the running config" in events
