@@ -37,7 +37,7 @@ DEFAULT_SOCKETS = (
     "/tmp/mysql.sock",  # noqa: S108
 )
 MARIADB_IS_COLUMNS = (
-    "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO, TIME_MS, STAGE, MAX_STAGE, PROGRESS, "
+    "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO_BINARY AS INFO, TIME_MS, STAGE, MAX_STAGE, PROGRESS, "
     "MEMORY_USED, MAX_MEMORY_USED, EXAMINED_ROWS, QUERY_ID, TID"
 )
 BASE_COLUMNS = "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO"
@@ -58,6 +58,9 @@ _NUMBER_CONV = {
     FIELD_TYPE.DECIMAL: float,
     FIELD_TYPE.NEWDECIMAL: float,
 }
+#: MariaDB's information_schema.PROCESSLIST cuts statement text at this many bytes (INFO and INFO_BINARY alike);
+#: INFO is also utf8mb3 there (4-byte characters become "?"), so plsnap reads INFO_BINARY instead.
+IS_INFO_CAP = 65535
 _BASE_KEYS = ("id", "user", "host", "db", "command", "time", "state", "info", "time_ms")
 
 
@@ -317,7 +320,12 @@ class Source:
     def _to_session(self, names: list[str], row: tuple[Any, ...]) -> Session:
         values = dict(zip(names, row, strict=True))
         extra: dict[str, Any] = {}
-        info = _convert_info(values.get("info"), self.config.capture.max_info_bytes, self.config.capture.redact, extra)
+        raw_info = values.get("info")
+        capture = self.config.capture
+        info = _convert_info(raw_info, capture.max_info_bytes, capture.redact, extra)
+        if self.kind == "information_schema" and isinstance(raw_info, bytes) and len(raw_info) >= IS_INFO_CAP:
+            extra["info_truncated"] = True
+            extra.setdefault("info_length", None)
         for key, value in values.items():
             if key not in _BASE_KEYS and value is not None:
                 extra[key] = _decode(value) if isinstance(value, bytes) else value
