@@ -76,6 +76,7 @@ class CaptureConfig:
     max_info_bytes: int = 65536
     include_idle: bool = True
     redact: str = "none"
+    locks: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +294,7 @@ SCHEMA: dict[str, tuple[type[Any], dict[str, Parser]]] = {
             "max_info_bytes": _integer(64, 64 * 2**20),
             "include_idle": _boolean,
             "redact": _choice(*REDACT_MODES),
+            "locks": _boolean,
         },
     ),
     "archive": (

@@ -55,6 +55,12 @@ class Session:
         return self.command not in IDLE_COMMANDS and self.info is not None
 
     @property
+    def blocked_by(self) -> list[int]:
+        """Thread ids holding the locks this session waits for (empty when not waiting or not recorded)."""
+        value = self.extra.get("blocked_by")
+        return [int(v) for v in value if isinstance(v, int)] if isinstance(value, list) else []
+
+    @property
     def elapsed_seconds(self) -> float | None:
         """How long the current command has run, in seconds, preferring ``time_ms``."""
         if self.time_ms is not None:
@@ -185,4 +191,5 @@ class Snapshot:
 
 
 def _active_dict(record: Any) -> bool:
-    return isinstance(record, dict) and is_active_record(record)
+    """Kept by the idle filter: running sessions, and idle ones holding an open transaction (possible blockers)."""
+    return isinstance(record, dict) and (is_active_record(record) or "trx_state" in record)

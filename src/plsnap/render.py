@@ -106,10 +106,12 @@ def _at_session(row: AtSession) -> dict[str, Any]:
         "last_seen": format_ts(execution.last_seen),
         "ended_before": _ts(execution.ended_before),
         "confidence": row.confidence,
+        "blocked_by": s.blocked_by,
+        "trx_age": s.extra.get("trx_age"),
     }
 
 
-AT_COLUMNS = ("id", "user", "host", "db", "command", "time", "state", "confidence", "started_at", "info")
+AT_COLUMNS = ("id", "user", "host", "db", "command", "time", "state", "confidence", "started_at", "blocked_by", "info")
 
 
 def at_rows(result: AtResult, *, utc: bool, full: bool = False) -> list[list[Any]]:
@@ -126,9 +128,10 @@ def at_rows(result: AtResult, *, utc: bool, full: bool = False) -> list[list[Any
                 item["db"],
                 item["command"],
                 item["time"],
-                item["state"],
+                item["state"] or (f"idle in transaction ({item['trx_age']}s)" if item["trx_age"] is not None else ""),
                 item["confidence"],
                 item["started_at"] if full else show_time(started, utc=utc),
+                ",".join(map(str, item["blocked_by"])),
                 item["info"] if full else _one_line(item["info"]),
             ]
         )

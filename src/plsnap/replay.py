@@ -136,7 +136,10 @@ class AtResult:
 def sessions_at(
     snapshots: Sequence[Snapshot], moment: datetime, *, instance: str = "", include_idle: bool = False
 ) -> AtResult:
-    """Sessions running at ``moment`` according to ``snapshots`` (sorted by ``ts``, gaps included)."""
+    """Sessions running at ``moment`` according to ``snapshots`` (sorted by ``ts``, gaps included).
+
+    Without ``include_idle`` idle sessions are left out, except those holding a lock a listed session waits for.
+    """
     samples = [s for s in snapshots if not s.is_gap]
     before = next((s for s in reversed(samples) if s.ts <= moment), None)
     after = next((s for s in samples if s.ts >= moment), None)
@@ -144,12 +147,15 @@ def sessions_at(
     high = after.ts if after else moment
     gaps = tuple(s for s in snapshots if s.is_gap and low <= s.ts <= high)
     rows: list[AtSession] = []
-    for execution in stitch(samples, include_idle=include_idle):
+    for execution in stitch(samples):
         confidence = _confidence(execution, moment)
         if confidence is None:
             continue
         elapsed = (moment - execution.started_at).total_seconds() if execution.started_at else None
         rows.append(AtSession(execution, confidence, elapsed))
+    if not include_idle:
+        blockers = {b for row in rows if row.execution.active for b in row.session.blocked_by}
+        rows = [row for row in rows if row.execution.active or row.session.id in blockers]
     rows.sort(key=_order)
     intervals = [s.interval_s for s in samples if s.interval_s]
     return AtResult(

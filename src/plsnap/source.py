@@ -58,6 +58,20 @@ _NUMBER_CONV = {
     FIELD_TYPE.DECIMAL: float,
     FIELD_TYPE.NEWDECIMAL: float,
 }
+_LOCKS_SELECT = (
+    "SELECT t.trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), t.trx_state, t.trx_rows_locked, "
+    "GROUP_CONCAT(DISTINCT b.trx_mysql_thread_id) FROM information_schema.INNODB_TRX t "
+)
+_LOCKS_GROUP = " GROUP BY t.trx_id, t.trx_mysql_thread_id, t.trx_started, t.trx_state, t.trx_rows_locked"
+LOCKS_INNODB = (
+    _LOCKS_SELECT + "LEFT JOIN information_schema.INNODB_LOCK_WAITS w ON w.requesting_trx_id = t.trx_id "
+    "LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id" + _LOCKS_GROUP
+)
+LOCKS_P_S = (
+    _LOCKS_SELECT + "LEFT JOIN performance_schema.data_lock_waits w ON w.REQUESTING_ENGINE_TRANSACTION_ID = t.trx_id "
+    "LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID" + _LOCKS_GROUP
+)
+
 #: MariaDB's information_schema.PROCESSLIST cuts statement text at this many bytes (INFO and INFO_BINARY alike);
 #: INFO is also utf8mb3 there (4-byte characters become "?"), so plsnap reads INFO_BINARY instead.
 IS_INFO_CAP = 65535
@@ -179,6 +193,7 @@ class Source:
         self._conn: Any = None
         self.info: ServerInfo | None = None
         self.kind: str | None = None
+        self.locks_error: str | None = None
 
     def __repr__(self) -> str:
         return f"Source(instance={self.instance!r}, kind={self.kind!r})"
@@ -314,12 +329,46 @@ class Source:
             cur.execute(self._query())
             names = [d[0].lower() for d in cur.description]
             rows = cur.fetchall()
+        transactions = self._transactions() if self.config.capture.locks else {}
         own = self.info.connection_id
-        return tuple(s for s in (self._to_session(names, row) for row in rows) if s.id != own)
+        keep_idle = self.config.capture.include_idle
+        sessions = (self._to_session(names, row, transactions) for row in rows)
+        return tuple(s for s in sessions if s.id != own and (keep_idle or s.active or s.id in transactions))
 
-    def _to_session(self, names: list[str], row: tuple[Any, ...]) -> Session:
+    def _transactions(self) -> dict[int, dict[str, Any]]:
+        """Open InnoDB transactions by thread id: age (s), state, rows locked, and the threads blocking them.
+
+        A failure here (missing privilege, old server) never fails the sample: it is recorded once in
+        ``locks_error`` and lock capture stays off for this connection."""
+        if self.locks_error is not None:
+            return {}
+        assert self.info is not None
+        modern = self.info.flavour != "MariaDB" and self.info.version_tuple >= (8, 0, 0)
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(LOCKS_P_S if modern else LOCKS_INNODB)
+                rows = cur.fetchall()
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in (2006, 2013, 2055):
+                raise
+            self.locks_error = describe_error(exc)
+            return {}
+        except pymysql.err.ProgrammingError as exc:
+            self.locks_error = describe_error(exc)
+            return {}
+        found: dict[int, dict[str, Any]] = {}
+        for thread_id, age, state, rows_locked, blockers in rows:
+            if thread_id is None:
+                continue
+            entry: dict[str, Any] = {"trx_age": age, "trx_state": _decode(state), "trx_rows_locked": rows_locked}
+            if blockers:
+                entry["blocked_by"] = sorted(int(b) for b in (_decode(blockers) or "").split(",") if b.isdigit())
+            found[int(thread_id)] = entry
+        return found
+
+    def _to_session(self, names: list[str], row: tuple[Any, ...], transactions: dict[int, dict[str, Any]]) -> Session:
         values = dict(zip(names, row, strict=True))
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(transactions.get(int(values["id"]), ()))
         raw_info = values.get("info")
         capture = self.config.capture
         info = _convert_info(raw_info, capture.max_info_bytes, capture.redact, extra)

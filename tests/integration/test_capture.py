@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from pathlib import Path
@@ -140,3 +141,36 @@ def test_unreachable_server_is_one_line_error(tmp_path: Path, capture_user) -> N
     assert result.stderr.count("\n") == 1
     assert "connect failed" in result.stderr
     assert records(tmp_path / "archive" / "default")[0]["sessions"] is None
+
+
+def test_lock_waits_record_the_blocker(config_path: Path, mariadb_running, tmp_path: Path) -> None:
+    """A statement waiting for a row lock records blocked_by = the holder's thread id, and the idle holder its
+    open transaction; `plsnap at` lists the idle holder next to the waiter."""
+    mariadb_running.execute(
+        "CREATE DATABASE IF NOT EXISTS locktest",
+        "CREATE TABLE IF NOT EXISTS locktest.t (id INT PRIMARY KEY, n INT) ENGINE=InnoDB",
+        "REPLACE INTO locktest.t VALUES (1, 0)",
+    )
+    holder = mariadb_running.root_connect()
+    holder.autocommit(False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE locktest.t SET n = n + 1 WHERE id = 1")
+        cur.execute("SELECT CONNECTION_ID()")
+        (holder_id,) = cur.fetchone()
+    waiter = Sleeper(mariadb_running, 0, "", sql="UPDATE locktest.t SET n = n + 2 WHERE id = 1")
+    with waiter:
+        time.sleep(1.5)
+        result = plsnap("capture", "-c", str(config_path))
+        holder.commit()
+    holder.close()
+    assert result.returncode == 0, result.stderr
+    (record,) = records(tmp_path / "archive" / "default")
+    rows = {s["id"]: s for s in record["sessions"]}
+    (waiting,) = [s for s in rows.values() if s["info"] == waiter.sql]
+    assert waiting["blocked_by"] == [holder_id]
+    assert rows[holder_id]["command"] == "Sleep"
+    assert rows[holder_id]["trx_state"] == "RUNNING"
+    at = plsnap("at", record["ts"], "-c", str(config_path), "--format", "json")
+    listed = {s["id"]: s for s in json.loads(at.stdout)["sessions"]}
+    assert holder_id in listed
+    assert listed[waiting["id"]]["blocked_by"] == [holder_id]

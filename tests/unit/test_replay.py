@@ -105,3 +105,16 @@ def test_before_and_after_samples_reported() -> None:
     assert result.before is not None and result.before.ts == at(0)
     assert result.after is not None and result.after.ts == at(20)
     assert sessions_at([], at(0)).before is None
+
+
+def test_idle_blocker_is_listed_without_all() -> None:
+    """An idle session holding the lock that a listed statement waits for is shown even without include_idle."""
+    sql = "UPDATE stock SET n = n - 1 WHERE sku = 'A-1'"
+    samples = [
+        snap(t, running(1, sql, started=-4, now=t, blocked_by=[5]), idle(5, time=30 + t, trx_state="RUNNING"),
+             idle(6, time=30 + t))
+        for t in (0, 10)
+    ]  # fmt: skip
+    result = sessions_at(samples, at(5))
+    assert [r.session.id for r in result.sessions] == [1, 5]
+    assert result.sessions[0].session.blocked_by == [5]
