@@ -34,7 +34,28 @@ _EXPORTS = {
     "summarize": "plsnap.summary",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ArchiveError",
+    "ArchiveReader",
+    "ArchiveWriter",
+    "AtResult",
+    "Config",
+    "ConfigError",
+    "Execution",
+    "NoDataError",
+    "PlsnapError",
+    "Session",
+    "Snapshot",
+    "SourceError",
+    "UsageError",
+    "WindowSummary",
+    "__version__",
+    "load_config",
+    "parse_time",
+    "sessions_at",
+    "stitch",
+    "summarize",
+]
 
 if TYPE_CHECKING:
     from plsnap.archive.reader import ArchiveReader
