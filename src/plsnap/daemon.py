@@ -8,6 +8,7 @@ config: interval, retention and log level apply at once; a bad config is logged 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -33,6 +36,8 @@ from plsnap.source import Source
 
 log = structlog.get_logger("plsnap")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_CHECK_SECONDS = 1.0
+CLOCK_STEP_SECONDS = 2.0
 
 
 def aligned_trigger(seconds: float) -> IntervalTrigger:
@@ -95,10 +100,26 @@ class Daemon:
         ping = watchdog_interval()
         if ping is not None:
             self.scheduler.add_job(self._watchdog_job, IntervalTrigger(seconds=ping, timezone=UTC), id="watchdog")
+        clock_watch = threading.Thread(target=self._watch_clock, name="plsnap-clock", daemon=True)
+        clock_watch.start()
         if not self._stopping.is_set():
             self.scheduler.start()
         self._shutdown()
         return 0
+
+    def _watch_clock(self) -> None:
+        """Reschedule when the wall clock steps: APScheduler would otherwise wait out a backward step."""
+        offset = time.time() - time.monotonic()
+        while not self._stopping.wait(CLOCK_CHECK_SECONDS):
+            current = time.time() - time.monotonic()
+            step = current - offset
+            offset = current
+            if abs(step) < CLOCK_STEP_SECONDS or not self.scheduler.running:
+                continue
+            log.warning("wall clock stepped; rescheduling", step_s=round(step, 3))
+            with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+                self.scheduler.reschedule_job("capture", trigger=aligned_trigger(self.config.capture.interval))
+                self.scheduler.reschedule_job("prune", trigger=aligned_trigger(self.config.retention.schedule))
 
     def _capture_job(self) -> None:
         attempt = self.recorder.capture()
