@@ -85,7 +85,7 @@ class Recorder:
             snapshot = self.source.sample()
             attempt = self._write(snapshot)
             self._after(attempt)
-            if attempt.written and retention.guard_tripped(*self._guard_inputs()):
+            if attempt.written and self._guards_set() and retention.guard_tripped(*self._guard_inputs()):
                 self._prune(reason="guard")
             return attempt
 
@@ -111,6 +111,7 @@ class Recorder:
             m.duration.observe(snapshot.duration_ms / 1000.0)
         if attempt.written:
             m.bytes_written.inc(attempt.bytes_written)
+            m.archive_bytes.inc(attempt.bytes_written)
             self.newest_ts = max(self.newest_ts or snapshot.ts, snapshot.ts)
             if self.write_failures:
                 log.info("archive writes recovered", failed_writes=self.write_failures)
@@ -163,6 +164,10 @@ class Recorder:
         with contextlib.suppress(OSError):
             temp.write_bytes(body)
             temp.replace(path)
+
+    def _guards_set(self) -> bool:
+        policy = self.config.retention
+        return bool(policy.max_bytes or policy.min_free)
 
     def _guard_inputs(self) -> tuple[list[Partition], RetentionConfig, retention.DiskUsage | None]:
         partitions, _ = list_partitions(self.config.instance_dir)
