@@ -209,7 +209,7 @@ class Source:
             conn = pymysql.connect(**kwargs)
         except pymysql.MySQLError as exc:
             raise SourceError(f"connect failed: {describe_error(exc)}") from None
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ssl.SSLError, ValueError, RuntimeError) as exc:
             raise SourceError(f"connect failed: {exc}") from None
         self._conn = conn
         try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from plsnap.config import load_config, resolve_password
@@ -174,3 +176,23 @@ def test_lock_waits_record_the_blocker(config_path: Path, mariadb_running, tmp_p
     listed = {s["id"]: s for s in json.loads(at.stdout)["sessions"]}
     assert holder_id in listed
     assert listed[waiting["id"]]["blocked_by"] == [holder_id]
+
+
+def test_ed25519_account_can_capture(mariadb_running) -> None:
+    """A MariaDB account using the ed25519 auth plugin can sample (PyNaCl comes with plsnap)."""
+    with contextlib.suppress(pymysql.MySQLError):
+        mariadb_running.execute("INSTALL SONAME 'auth_ed25519'")
+    mariadb_running.execute(
+        "CREATE OR REPLACE USER 'plsnap_ed'@'localhost' IDENTIFIED VIA ed25519 USING PASSWORD('ed-Pw-1')",
+        "GRANT PROCESS ON *.* TO 'plsnap_ed'@'localhost'",
+    )
+    config = load_config(
+        None, environ={"PLSNAP_MYSQL_SOCKET": str(mariadb_running.socket), "PLSNAP_MYSQL_USER": "plsnap_ed"}
+    )
+    source = Source(config, "ed-Pw-1")
+    try:
+        snapshot = source.sample()
+    finally:
+        source.close()
+        mariadb_running.execute("DROP USER IF EXISTS 'plsnap_ed'@'localhost'")
+    assert snapshot.error is None
