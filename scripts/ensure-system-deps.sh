@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system tools the test suite needs are present: mariadbd (the suite starts its own throwaway
-# server), zstd and jq (archive interop checks). Installs them with apt-get when running as root; otherwise
+# server), zstd and jq (archive interop checks), faketime (clock-jump faults), openssl (TLS test
+# certificates), systemd-analyze (unit checks) and unshare (PID 1 test). Installs them with apt-get when running as root; otherwise
 # prints the exact command to run and fails.
 set -euo pipefail
 
@@ -9,6 +10,10 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(ma
 command -v mariadb-install-db >/dev/null 2>&1 || [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -60,6 +60,7 @@ class Daemon:
             timezone=UTC,
         )
         self._stopping = threading.Event()
+        self._main_done = threading.Event()
         self._http: Any = None
 
     def healthy(self) -> tuple[bool, str]:
@@ -104,6 +105,7 @@ class Daemon:
         clock_watch.start()
         if not self._stopping.is_set():
             self.scheduler.start()
+        self._main_done.set()
         self._shutdown()
         return 0
 
@@ -149,10 +151,12 @@ class Daemon:
         if last is not None and time.monotonic() - last <= limit + 5:
             notify("WATCHDOG=1")
 
-    def _on_skip(self, event: JobExecutionEvent) -> None:
-        if event.job_id == "capture":
-            self.metrics.skipped.inc()
-            log.warning("capture slot skipped: previous capture still running", slot=str(event.scheduled_run_time))
+    def _on_skip(self, event: JobSubmissionEvent | JobExecutionEvent) -> None:
+        if event.job_id != "capture":
+            return
+        self.metrics.skipped.inc()
+        times = getattr(event, "scheduled_run_times", None) or [getattr(event, "scheduled_run_time", None)]
+        log.warning("capture slot skipped: previous capture still running", slot=str(times[-1]))
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -160,14 +164,22 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_reload)
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Signal handler: only set the flag; a thread does the rest (no locks are taken in the handler)."""
         del frame
         if self._stopping.is_set():
             return
         self._stopping.set()
+        threading.Thread(target=self._stop, args=(signum,), name="plsnap-stop", daemon=True).start()
+
+    def _stop(self, signum: int) -> None:
         notify("STOPPING=1")
         log.info("stopping", signal=signal.Signals(signum).name)
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + 10
+        while not self._main_done.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(SchedulerNotRunningError):
+                self.scheduler.shutdown(wait=False)
+                return
+            self._main_done.wait(0.05)
 
     def _on_reload(self, signum: int, frame: FrameType | None) -> None:
         del signum, frame

@@ -9,6 +9,7 @@ Every error that can reach a user is a :class:`PlsnapError`; each class carries 
     ├── NoDataError (3)               no archive data for the requested time or instance
     ├── SourceError (1)               the database could not be sampled (connect, auth, timeout, query)
     └── ArchiveError (1)              the archive could not be written or is locked by another writer
+        └── DiskFullError (1)         the write failed for lack of space (ENOSPC, EDQUOT)
 """
 
 from __future__ import annotations
@@ -44,3 +45,7 @@ class SourceError(PlsnapError):
 
 class ArchiveError(PlsnapError):
     """Writing the archive failed, or another writer holds its lock."""
+
+
+class DiskFullError(ArchiveError):
+    """A write failed because the filesystem (or quota) is full."""

@@ -24,7 +24,7 @@ from plsnap.archive.layout import Partition, list_partitions
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import Config, RetentionConfig
-from plsnap.errors import ArchiveError
+from plsnap.errors import ArchiveError, DiskFullError
 from plsnap.metrics import Metrics
 from plsnap.model import Snapshot, format_ts
 from plsnap.source import Source
@@ -92,7 +92,13 @@ class Recorder:
     def _write(self, snapshot: Snapshot) -> Attempt:
         line = encode_line(snapshot.to_record())
         try:
-            written = self.writer.append(line, snapshot.ts)
+            try:
+                written = self.writer.append(line, snapshot.ts)
+            except DiskFullError:
+                if not self._guards_set():
+                    raise
+                self._prune(reason="disk full")
+                written = self.writer.append(line, snapshot.ts)
         except ArchiveError as exc:
             return Attempt(snapshot, False, 0, str(exc))
         for note in self.writer.repaired:

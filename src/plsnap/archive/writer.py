@@ -19,8 +19,8 @@ from pathlib import Path
 import zstandard
 
 from plsnap.archive.format import decode_partition
-from plsnap.archive.layout import LOCK_NAME, REPAIR_SUFFIX, partition_path
-from plsnap.errors import ArchiveError
+from plsnap.archive.layout import LOCK_NAME, REPAIR_SUFFIX, list_partitions, partition_path
+from plsnap.errors import ArchiveError, DiskFullError
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
@@ -43,6 +43,7 @@ class ArchiveWriter:
         self._fd: int | None = None
         self._cobj: zstandard.ZstdCompressionObj | None = None
         self._lock_fd = self._acquire_lock()
+        self.repair_leftovers()
 
     @property
     def current_partition(self) -> Path | None:
@@ -63,9 +64,36 @@ class ArchiveWriter:
             raise ArchiveError(
                 f"archive {self.instance_dir} is locked by another plsnap writer (pid {holder})"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._previous_lock = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        self._write_lock_note(fd, None)
         return fd
+
+    def _write_lock_note(self, fd: int, path: Path | None) -> None:
+        """Record our pid and the partition with an open frame, so a crash leaves a note for the next writer."""
+        note = f"{os.getpid()}\n{path or ''}\n".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note, 0)
+        if path is not None and self.fsync:
+            os.fsync(fd)
+
+    def repair_leftovers(self) -> None:
+        """Repair partitions a crashed writer may have left unterminated: the one its lock note names, and the
+        newest partition (for archives written before notes existed). Cheap when they are clean."""
+        candidates: list[Path] = []
+        lines = self._previous_lock.splitlines()
+        if len(lines) >= 2 and lines[1]:
+            noted = Path(lines[1])
+            if noted.parent.parent == self.instance_dir:
+                candidates.append(noted)
+        partitions, _ = list_partitions(self.instance_dir)
+        if partitions:
+            candidates.append(partitions[-1].path)
+        for path in dict.fromkeys(candidates):
+            if path.is_file():
+                try:
+                    self._repair_if_needed(path)
+                except OSError as exc:
+                    raise ArchiveError(f"cannot repair {path}: {_describe(exc)}") from None
 
     def append(self, line: bytes, ts: datetime) -> int:
         """Append one encoded snapshot line captured at ``ts``; return the compressed bytes written."""
@@ -83,7 +111,7 @@ class ArchiveWriter:
                 os.fsync(self._fd)
         except OSError as exc:
             self._abandon(offset)
-            raise ArchiveError(f"cannot write {path}: {_describe(exc)}") from None
+            raise _error(f"cannot write {path}", exc) from None
         return len(block)
 
     def _open(self, path: Path) -> None:
@@ -94,9 +122,10 @@ class ArchiveWriter:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             created = os.fstat(fd).st_size == 0
         except OSError as exc:
-            raise ArchiveError(f"cannot open {path}: {_describe(exc)}") from None
+            raise _error(f"cannot open {path}", exc) from None
         if created:
             _fsync_dir(path.parent)
+        self._write_lock_note(self._lock_fd, path)
         self._path, self._fd = path, fd
         self._cobj = self._compressor.compressobj()
 
@@ -191,6 +220,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _error(what: str, exc: OSError) -> ArchiveError:
+    cls = DiskFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ArchiveError
+    return cls(f"{what}: {_describe(exc)}")
 
 
 def _describe(exc: OSError) -> str:
