@@ -27,7 +27,7 @@ def session(sid: int, info: str | None = "SELECT 1", *, time: int = 0, command: 
         state=extra.pop("state", "Sending data" if command == "Query" else ""),
         info=info if command != "Sleep" else None,
         time_ms=extra.pop("time_ms", None),
-        extra=extra,
+        record=extra,
     )
 
 

@@ -242,7 +242,7 @@ def cmd_at(args: argparse.Namespace) -> int:
     return 0
 
 
-CONTEXT = timedelta(minutes=5)
+CONTEXT = timedelta(minutes=2)
 NEAR = timedelta(hours=1)
 
 

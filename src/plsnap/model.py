@@ -1,14 +1,16 @@
 """Plain data: :class:`Session` and :class:`Snapshot`, and their archive records.
 
 A *record* is the dict stored as one JSON line in the archive (DESIGN §3). ``Snapshot.to_record`` always puts
-``ts`` first so readers can filter lines by prefix. Unknown keys survive a round trip in ``extra``.
+``ts`` first so readers can filter lines by prefix. Unknown keys survive a round trip.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 IDLE_COMMANDS = frozenset({"Sleep", "Daemon", "Binlog Dump", "Binlog Dump GTID", "Connect"})
 SESSION_KEYS = ("id", "user", "host", "db", "command", "time", "state", "info")
@@ -34,9 +36,14 @@ def is_active_record(record: dict[str, Any]) -> bool:
     return record.get("command") not in IDLE_COMMANDS and record.get("info") is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    """One processlist row. ``time`` is in seconds, ``time_ms`` in milliseconds when the source has it."""
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_BASE_KEYS = frozenset((*SESSION_KEYS, "time_ms"))
+
+
+class Session(NamedTuple):
+    """One processlist row (immutable). ``time`` is in seconds, ``time_ms`` in milliseconds when the source has
+    it. ``record`` holds the other columns; it may be the whole archive record (base keys there are ignored),
+    which keeps reading an archive cheap."""
 
     id: int
     user: str | None
@@ -47,7 +54,12 @@ class Session:
     state: str | None
     info: str | None
     time_ms: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    record: Mapping[str, Any] = _EMPTY
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The columns beyond the base ones (``time_ms`` excluded), e.g. ``stage``, ``blocked_by``."""
+        return {k: v for k, v in self.record.items() if k not in _BASE_KEYS}
 
     @property
     def active(self) -> bool:
@@ -57,7 +69,7 @@ class Session:
     @property
     def blocked_by(self) -> list[int]:
         """Thread ids holding the locks this session waits for (empty when not waiting or not recorded)."""
-        value = self.extra.get("blocked_by")
+        value = self.record.get("blocked_by")
         return [int(v) for v in value if isinstance(v, int)] if isinstance(value, list) else []
 
     @property
@@ -81,30 +93,39 @@ class Session:
         }
         if self.time_ms is not None:
             record["time_ms"] = self.time_ms
-        record.update(self.extra)
+        for key, value in self.record.items():
+            if key not in _BASE_KEYS:
+                record[key] = value
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Session:
-        """Build a Session from an archive record, keeping unknown keys in ``extra``; ValueError if malformed."""
-        try:
-            session_id = int(record["id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"session record without a valid id: {exc}") from None
-        time = record.get("time")
-        time_ms = record.get("time_ms")
+        """A Session viewing an archive record (unknown keys stay in ``record``); ValueError if malformed."""
+        get = record.get
+        session_id = get("id")
+        if type(session_id) is not int:
+            try:
+                session_id = int(session_id)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(f"session record without a valid id: {session_id!r}") from None
+        time = get("time")
+        time_ms = get("time_ms")
         return cls(
-            id=session_id,
-            user=_opt_str(record.get("user")),
-            host=_opt_str(record.get("host")),
-            db=_opt_str(record.get("db")),
-            command=_opt_str(record.get("command")),
-            time=int(time) if isinstance(time, int | float) else None,
-            state=_opt_str(record.get("state")),
-            info=_opt_str(record.get("info")),
-            time_ms=float(time_ms) if isinstance(time_ms, int | float) else None,
-            extra={k: v for k, v in record.items() if k not in SESSION_KEYS and k != "time_ms"},
+            session_id,
+            _text(get("user")),
+            _text(get("host")),
+            _text(get("db")),
+            _text(get("command")),
+            time if type(time) is int else (int(time) if isinstance(time, float) else None),
+            _text(get("state")),
+            _text(get("info")),
+            float(time_ms) if isinstance(time_ms, int | float) and not isinstance(time_ms, bool) else None,
+            record,
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if value is None or type(value) is str else str(value)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -170,8 +191,9 @@ class Snapshot:
             sessions, count = None, None
         elif isinstance(raw_sessions, list):
             count = len(raw_sessions)
-            kept = raw_sessions if include_idle else [r for r in raw_sessions if _active_dict(r)]
-            sessions = tuple(Session.from_record(r) for r in kept if isinstance(r, dict))
+            kept = raw_sessions if include_idle else _keep_active(raw_sessions)
+            from_record = Session.from_record
+            sessions = tuple(from_record(r) for r in kept if type(r) is dict)
         else:
             raise ValueError("sessions is neither a list nor null")
         duration = record.get("duration_ms")
@@ -190,6 +212,11 @@ class Snapshot:
         )
 
 
-def _active_dict(record: Any) -> bool:
-    """Kept by the idle filter: running sessions, and idle ones holding an open transaction (possible blockers)."""
-    return isinstance(record, dict) and (is_active_record(record) or "trx_state" in record)
+def _keep_active(records: list[Any]) -> list[Any]:
+    """The idle filter: running sessions, and idle ones holding an open transaction (possible blockers)."""
+    idle = IDLE_COMMANDS
+    return [
+        r
+        for r in records
+        if type(r) is dict and ((r.get("info") is not None and r.get("command") not in idle) or "trx_state" in r)
+    ]

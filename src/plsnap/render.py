@@ -9,15 +9,17 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from plsnap.model import Snapshot, format_ts
-from plsnap.replay import AtResult, AtSession, Execution
-from plsnap.retention import Decision
-from plsnap.summary import WindowSummary
 from plsnap.units import format_duration, format_size
+
+if TYPE_CHECKING:
+    from plsnap.replay import AtResult, AtSession, Execution
+    from plsnap.retention import Decision
+    from plsnap.summary import WindowSummary
 
 INFO_WIDTH = 100
 

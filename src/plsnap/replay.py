@@ -11,8 +11,8 @@ neither extend nor end an execution. Definitions follow DESIGN §5:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from plsnap.model import Session, Snapshot
@@ -32,7 +32,6 @@ class Execution:
     last: Session
     sightings: int = 1
     ended_before: datetime | None = None
-    seen_at: list[datetime] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -60,35 +59,62 @@ def started_at(session: Session, ts: datetime) -> datetime | None:
     return None if elapsed is None else ts - timedelta(seconds=elapsed)
 
 
-def stitch(snapshots: Iterable[Snapshot], *, include_idle: bool = True) -> list[Execution]:
-    """Group the sessions of ``snapshots`` (in ``ts`` order) into executions, in order of first sighting."""
-    executions: list[Execution] = []
-    open_by_id: dict[int, list[Execution]] = {}
-    for snapshot in snapshots:
+class Stitcher:
+    """Incremental stitching: :meth:`feed` samples in ``ts`` order; executions are reported when they end.
+
+    ``on_end`` is called with each execution once a later good sample no longer shows it; :meth:`finish` returns
+    the executions still open at the end. Memory holds only open executions.
+    """
+
+    def __init__(self, *, include_idle: bool = True, on_end: Callable[[Execution], None] | None = None) -> None:
+        self.include_idle = include_idle
+        self.on_end = on_end
+        self._open: dict[int, list[Execution]] = {}
+
+    def feed(self, snapshot: Snapshot) -> list[Execution]:
+        """Add one sample (gaps are ignored); return the executions it started."""
         if snapshot.sessions is None:
-            continue
+            return []
         ts = snapshot.ts
+        previous = self._open
         still_open: dict[int, list[Execution]] = {}
+        started: list[Execution] = []
+        include_idle = self.include_idle
         for session in snapshot.sessions:
             if not include_idle and not session.active:
                 continue
             start = started_at(session, ts)
-            match = _find(open_by_id.get(session.id, ()), session, start)
+            candidates = previous.get(session.id)
+            match = _find(candidates, session, start) if candidates else None
             if match is None:
-                match = Execution(session.id, session.info, start, ts, ts, session, seen_at=[ts])
-                executions.append(match)
+                match = Execution(session.id, session.info, start, ts, ts, session)
+                started.append(match)
             else:
                 match.last_seen, match.last = ts, session
                 match.sightings += 1
-                match.seen_at.append(ts)
                 if start is not None and (match.started_at is None or start < match.started_at):
                     match.started_at = start
-                open_by_id[session.id].remove(match)
+                candidates.remove(match)  # type: ignore[union-attr]
             still_open.setdefault(session.id, []).append(match)
-        for ended in open_by_id.values():
+        for ended in previous.values():
             for execution in ended:
                 execution.ended_before = ts
-        open_by_id = still_open
+                if self.on_end is not None:
+                    self.on_end(execution)
+        self._open = still_open
+        return started
+
+    def finish(self) -> list[Execution]:
+        """The executions still open after the last sample."""
+        return [e for group in self._open.values() for e in group]
+
+
+def stitch(snapshots: Iterable[Snapshot], *, include_idle: bool = True) -> list[Execution]:
+    """Group the sessions of ``snapshots`` (in ``ts`` order) into executions, in order of first sighting."""
+    stitcher = Stitcher(include_idle=include_idle)
+    executions: list[Execution] = []
+    for snapshot in snapshots:
+        executions.extend(stitcher.feed(snapshot))
     return executions
 
 

@@ -390,7 +390,7 @@ class Source:
             state=_decode(values.get("state")),
             info=info,
             time_ms=float(time_ms) if time_ms is not None else None,
-            extra=extra,
+            record=extra,
         )
 
     def grants(self) -> list[str]:

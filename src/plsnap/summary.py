@@ -7,6 +7,7 @@ on average and may not be seen at all, so rare short statements are under-counte
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import statistics
 from collections.abc import Callable, Iterable
@@ -14,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from plsnap.fingerprint import fingerprint
-from plsnap.model import Session, Snapshot
-from plsnap.replay import Execution, stitch
+from plsnap.model import IDLE_COMMANDS, Session, Snapshot
+from plsnap.replay import Execution, Stitcher
 
 DIMENSIONS: dict[str, Callable[[Session], str]] = {
     "fingerprint": lambda s: fingerprint(s.info or ""),
@@ -81,17 +82,6 @@ class WindowSummary:
     warnings: tuple[str, ...]
 
 
-def estimate_interval(snapshots: list[Snapshot]) -> float | None:
-    """The sampling interval in seconds: the recorded ``interval_s``, else the median spacing of samples."""
-    recorded = [s.interval_s for s in snapshots if s.interval_s]
-    if recorded:
-        return statistics.median(recorded)
-    if len(snapshots) < 2:
-        return None
-    spacings = [(b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(snapshots)]
-    return statistics.median(spacings)
-
-
 def choose_bucket(window_seconds: float, interval: float | None) -> int:
     """A bucket size (seconds) giving at most ~60 buckets and at least one sample per bucket."""
     floor = interval or 1
@@ -110,89 +100,115 @@ def summarize(
     top: int = 10,
     instance: str = "",
 ) -> WindowSummary:
-    """Summarize the samples in ``[start, end)`` (in ``ts`` order) grouped by ``by``."""
+    """Summarize the samples in ``[start, end)`` (in ``ts`` order) grouped by ``by``, in one streaming pass."""
     key_of = DIMENSIONS[by]
-    all_snapshots = [s for s in snapshots if start <= s.ts < end]
-    samples = [s for s in all_snapshots if not s.is_gap]
-    interval = estimate_interval(samples)
     groups: dict[str, Group] = {}
-    for snapshot in samples:
+    gaps: list[Snapshot] = []
+    gap_ranges: list[GapRange] = []
+    running_at: list[tuple[datetime, int]] = []
+    intervals: list[float] = []
+    longest: list[tuple[float, int, Execution]] = []
+    counter = itertools.count()
+
+    def keep_longest(execution: Execution) -> None:
+        if execution.active:
+            item = (execution.min_duration, -next(counter), execution)
+            (heapq.heappush if len(longest) < top else heapq.heappushpop)(longest, item)
+
+    stitcher = Stitcher(include_idle=False, on_end=keep_longest)
+    for snapshot in snapshots:
+        if not start <= snapshot.ts < end:
+            continue
+        if snapshot.is_gap:
+            if gaps and gaps[-1].error != snapshot.error:
+                gap_ranges.append(_gap_range(gaps))
+                gaps = []
+            gaps.append(snapshot)
+            continue
+        if gaps:
+            gap_ranges.append(_gap_range(gaps))
+            gaps = []
+        if snapshot.interval_s:
+            intervals.append(snapshot.interval_s)
+        running = 0
         for session in snapshot.sessions or ():
-            if not session.active:
+            if session.command in IDLE_COMMANDS or session.info is None:
                 continue
+            running += 1
             key = key_of(session)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = Group(key, example=session.info)
             group.samples += 1
             group.sessions.add(session.id)
+        running_at.append((snapshot.ts, running))
+        stitcher.feed(snapshot)
+    if gaps:
+        gap_ranges.append(_gap_range(gaps))
+    for execution in stitcher.finish():
+        keep_longest(execution)
+    interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
     total_samples = sum(g.samples for g in groups.values())
     for group in groups.values():
         group.active_seconds = group.samples * (interval or 0.0)
         group.percent = 100.0 * group.samples / total_samples if total_samples else 0.0
     ranked = sorted(groups.values(), key=lambda g: (-g.samples, g.key))[:top]
-    executions = [e for e in stitch(samples, include_idle=False) if e.active]
-    longest = sorted(executions, key=lambda e: (-e.min_duration, e.first_seen))[:top]
     bucket = choose_bucket((end - start).total_seconds(), interval)
-    gaps = _gap_ranges(all_snapshots)
-    warnings = _warnings(samples, gaps, interval)
+    ranges = tuple(gap_ranges)
     return WindowSummary(
         start=start,
         end=end,
         instance=instance,
         by=by,
         interval=interval,
-        samples=len(samples),
-        gaps=gaps,
-        gap_samples=sum(g.count for g in gaps),
+        samples=len(running_at),
+        gaps=ranges,
+        gap_samples=sum(g.count for g in ranges),
         groups=tuple(ranked),
         total_active_seconds=total_samples * (interval or 0.0),
-        longest=tuple(longest),
+        longest=tuple(e for _, _, e in sorted(longest, key=lambda item: (-item[0], -item[1]))),
         bucket_seconds=bucket,
-        activity=_activity(samples, start, end, bucket),
-        warnings=warnings,
+        activity=_activity(running_at, start, end, bucket),
+        warnings=_warnings(len(running_at), ranges, interval),
     )
 
 
-def _gap_ranges(snapshots: list[Snapshot]) -> tuple[GapRange, ...]:
-    ranges: list[GapRange] = []
-    current: list[Snapshot] = []
-    for snapshot in [*snapshots, None]:
-        if snapshot is not None and snapshot.is_gap and (not current or current[-1].error == snapshot.error):
-            current.append(snapshot)
-            continue
-        if current:
-            ranges.append(GapRange(current[0].ts, current[-1].ts, len(current), current[0].error or ""))
-            current = []
-        if snapshot is not None and snapshot.is_gap:
-            current.append(snapshot)
-    return tuple(ranges)
+def _gap_range(gaps: list[Snapshot]) -> GapRange:
+    return GapRange(gaps[0].ts, gaps[-1].ts, len(gaps), gaps[0].error or "")
 
 
-def _activity(samples: list[Snapshot], start: datetime, end: datetime, bucket: int) -> tuple[Bucket, ...]:
+def _median_spacing(stamps: list[datetime]) -> float | None:
+    if len(stamps) < 2:
+        return None
+    return statistics.median((b - a).total_seconds() for a, b in itertools.pairwise(stamps))
+
+
+def _activity(
+    running_at: list[tuple[datetime, int]], start: datetime, end: datetime, bucket: int
+) -> tuple[Bucket, ...]:
     origin = datetime.fromtimestamp(start.timestamp() // bucket * bucket, start.tzinfo)
     counts: dict[int, list[int]] = {}
-    for snapshot in samples:
-        index = int((snapshot.ts - origin).total_seconds() // bucket)
-        counts.setdefault(index, []).append(snapshot.running)
+    for ts, count in running_at:
+        index = int((ts - origin).total_seconds() // bucket)
+        counts.setdefault(index, []).append(count)
     result = []
     index = 0
     step = timedelta(seconds=bucket)
     while origin + index * step < end:
-        running = counts.get(index, [])
+        seen = counts.get(index, [])
         result.append(
             Bucket(
                 start=origin + index * step,
-                samples=len(running),
-                mean_running=sum(running) / len(running) if running else 0.0,
-                max_running=max(running, default=0),
+                samples=len(seen),
+                mean_running=sum(seen) / len(seen) if seen else 0.0,
+                max_running=max(seen, default=0),
             )
         )
         index += 1
     return tuple(result)
 
 
-def _warnings(samples: list[Snapshot], gaps: tuple[GapRange, ...], interval: float | None) -> tuple[str, ...]:
+def _warnings(samples: int, gaps: tuple[GapRange, ...], interval: float | None) -> tuple[str, ...]:
     notes = []
     if interval:
         notes.append(

@@ -34,10 +34,33 @@ class Decoded:
     alone is not damage, because the live partition always has one.
     """
 
-    lines: list[bytes] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     clean: bool = True
     torn_bytes: int = 0
+
+    @property
+    def lines(self) -> list[bytes]:
+        """Every complete non-empty line, without its newline."""
+        return [line for chunk in self.chunks for line in chunk.split(b"\n") if line]
+
+    def iter_lines(self, low: bytes | None = None, high: bytes | None = None) -> Iterator[tuple[bytes | None, bytes]]:
+        """(ts prefix or None, line) for lines whose ``ts`` prefix is in ``[low, high)`` (lines without a prefix
+        are always yielded); lines outside are skipped without being copied."""
+        for chunk in self.chunks:
+            find = chunk.find
+            pos, size = 0, len(chunk)
+            while pos < size:
+                end = find(b"\n", pos)
+                if end < 0:
+                    end = size
+                if end > pos:
+                    prefix = ts_prefix(chunk[pos : pos + 64])
+                    if prefix is None or not (
+                        (low is not None and prefix < low) or (high is not None and prefix >= high)
+                    ):
+                        yield prefix, chunk[pos:end]
+                pos = end + 1
 
 
 def decode_partition(data: bytes) -> Decoded:
@@ -64,10 +87,25 @@ def decode_partition(data: bytes) -> Decoded:
 
 
 def _decode_frame(data: bytes, pos: int) -> tuple[bytes, int, bool, str | None]:
-    """Decode the frame starting at ``pos``: (output, bytes consumed, terminated, error or None)."""
+    """Decode the frame starting at ``pos``: (output, bytes consumed, terminated, error or None).
+
+    The whole remainder is fed at once (fast path); only when that fails is the frame decoded again in chunks,
+    to keep everything that decodes before the damage.
+    """
+    dobj = _DCTX.decompressobj()
+    view = memoryview(data)[pos:]
+    try:
+        out = dobj.decompress(view)
+    except zstandard.ZstdError:
+        return _decode_frame_chunked(data, pos)
+    if dobj.eof:
+        return out, len(view) - len(dobj.unused_data), True, None
+    return out, len(view), False, None
+
+
+def _decode_frame_chunked(data: bytes, pos: int) -> tuple[bytes, int, bool, str | None]:
     dobj = _DCTX.decompressobj()
     chunks: list[bytes] = []
-    consumed = 0
     end = len(data)
     offset = pos
     try:
@@ -86,12 +124,13 @@ def _decode_frame(data: bytes, pos: int) -> tuple[bytes, int, bool, str | None]:
 def _split_lines(frame_out: bytes, result: Decoded) -> None:
     if not frame_out:
         return
-    lines = frame_out.split(b"\n")
-    tail = lines.pop()
+    last_newline = frame_out.rfind(b"\n")
+    tail = len(frame_out) - last_newline - 1
     if tail:
         result.clean = False
-        result.torn_bytes += len(tail)
-    result.lines.extend(line for line in lines if line)
+        result.torn_bytes += tail
+    if last_newline >= 0:
+        result.chunks.append(frame_out if not tail else frame_out[: last_newline + 1])
 
 
 def iter_frames_ok(data: bytes) -> Iterator[bool]:

@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plsnap.archive.format import decode_partition, parse_line, ts_prefix
+from plsnap.archive.format import Decoded, decode_partition, parse_line
 from plsnap.archive.layout import Partition, list_partitions
 from plsnap.model import Snapshot, format_ts, parse_ts
+
+DECODED_CACHE = 3
 
 
 class ArchiveReader:
@@ -25,6 +27,7 @@ class ArchiveReader:
         self.problems: list[str] = []
         self._partitions: list[Partition] | None = None
         self._foreign: list[Path] = []
+        self._decoded: dict[Path, Decoded] = {}
 
     @property
     def instance(self) -> str:
@@ -96,17 +99,28 @@ class ArchiveReader:
             self._report(f"{self.instance_dir}: skipped a malformed snapshot ({exc})")
             return None
 
+    def _decode(self, path: Path, data: bytes) -> Decoded:
+        """Decode a partition, remembering the last few (replay reads neighbours of one instant repeatedly)."""
+        cached = self._decoded.get(path)
+        if cached is not None:
+            return cached
+        decoded = decode_partition(data)
+        self._decoded[path] = decoded
+        while len(self._decoded) > DECODED_CACHE:
+            self._decoded.pop(next(iter(self._decoded)))
+        return decoded
+
     def _report(self, problem: str) -> None:
         if problem not in self.problems:
             self.problems.append(problem)
 
     def _records(self, part: Partition, start: datetime | None, end: datetime | None) -> Iterator[dict[str, Any]]:
         try:
-            data = part.path.read_bytes()
+            data = b"" if part.path in self._decoded else part.path.read_bytes()
         except OSError as exc:
             self._report(f"{part.path}: unreadable ({exc.strerror})")
             return
-        decoded = decode_partition(data)
+        decoded = self._decode(part.path, data)
         for problem in decoded.problems:
             self._report(f"{part.path}: {problem}")
         if decoded.torn_bytes:
@@ -115,23 +129,21 @@ class ArchiveReader:
         high = format_ts(end).encode() if end is not None else None
         keyed: list[tuple[str, dict[str, Any]]] = []
         bad = 0
-        for line in decoded.lines:
-            prefix = ts_prefix(line)
-            if prefix is not None and _outside(prefix, low, high):
-                continue
+        for prefix, line in decoded.iter_lines(low, high):
             record = parse_line(line)
             ts = record.get("ts") if record is not None else None
             if record is None or not isinstance(ts, str):
                 bad += 1
                 continue
-            try:
-                key = format_ts(parse_ts(ts)) if prefix is None else ts
-            except ValueError:
-                bad += 1
-                continue
-            if _outside(key.encode(), low, high):
-                continue
-            keyed.append((key, record))
+            if prefix is None:
+                try:
+                    ts = format_ts(parse_ts(ts))
+                except ValueError:
+                    bad += 1
+                    continue
+                if _outside(ts.encode(), low, high):
+                    continue
+            keyed.append((ts, record))
         if bad:
             self._report(f"{part.path}: skipped {bad} undecodable line(s)")
         if any(keyed[i][0] > keyed[i + 1][0] for i in range(len(keyed) - 1)):
