@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import functools
 import ssl
 import time
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ LOCKS_P_S = (
 #: MariaDB's information_schema.PROCESSLIST cuts statement text at this many bytes (INFO and INFO_BINARY alike);
 #: INFO is also utf8mb3 there (4-byte characters become "?"), so plsnap reads INFO_BINARY instead.
 IS_INFO_CAP = 65535
+#: Columns that say nothing about a session without a statement but change at every sample (they would cost
+#: compression): omitted on idle rows. ``memory_used`` and the ids stay.
+_IDLE_NOISE = frozenset({"time_ms", "stage", "max_stage", "progress", "examined_rows"})
 _BASE_KEYS = ("id", "user", "host", "db", "command", "time", "state", "info", "time_ms")
 
 
@@ -371,15 +375,18 @@ class Source:
         extra: dict[str, Any] = dict(transactions.get(int(values["id"]), ()))
         raw_info = values.get("info")
         capture = self.config.capture
-        info = _convert_info(raw_info, capture.max_info_bytes, capture.redact, extra)
+        info, info_flags = _convert_info_cached(raw_info, capture.max_info_bytes, capture.redact)
+        extra.update(info_flags)
         if self.kind == "information_schema" and isinstance(raw_info, bytes) and len(raw_info) >= IS_INFO_CAP:
             extra["info_truncated"] = True
             extra.setdefault("info_length", None)
+        idle = raw_info is None
         for key, value in values.items():
-            if key not in _BASE_KEYS and value is not None:
-                extra[key] = _decode(value) if isinstance(value, bytes) else value
+            if key in _BASE_KEYS or value is None or (idle and key in _IDLE_NOISE):
+                continue
+            extra[key] = _decode(value) if isinstance(value, bytes) else value
         time_value = values.get("time")
-        time_ms = values.get("time_ms")
+        time_ms = None if idle else values.get("time_ms")
         return Session(
             id=int(values["id"]),
             user=_decode(values.get("user")),
@@ -400,6 +407,14 @@ class Source:
         with self._conn.cursor() as cur:
             cur.execute("SHOW GRANTS")
             return [_decode(row[0]) or "" for row in cur.fetchall()]
+
+
+@functools.lru_cache(maxsize=4096)
+def _convert_info_cached(raw: Any, max_bytes: int, redact: str) -> tuple[str | None, tuple[tuple[str, Any], ...]]:
+    """:func:`_convert_info`, cached by exact statement bytes: a running statement recurs in every sample."""
+    flags: dict[str, Any] = {}
+    text = _convert_info(raw, max_bytes, redact, flags)
+    return text, tuple(flags.items())
 
 
 def _convert_info(raw: Any, max_bytes: int, redact: str, extra: dict[str, Any]) -> str | None:
