@@ -268,84 +268,128 @@ def _fingerprint_exact(sql: str) -> str:
     return query
 
 
-# Fast path. _fingerprint_exact makes one tokenizer pass that calls back into Python for every token,
-# which dominates the cost of fingerprinting many distinct statements. The fast path gets the same result
-# with a few regex substitutions whose replacements are plain strings, so that all the work stays in C:
+# Fast path. _fingerprint_exact makes one tokenizer pass that calls back into Python for every token, which
+# dominates the cost of fingerprinting many distinct statements. _fingerprint_fast gets the same result with
+# regex substitutions whose replacement is a plain string, so that the work stays in C:
 #
-# 1. strings become ``?`` (the same regex as the tokenizer's string alternative);
-# 2. comments become a NUL placeholder; a placeholder between two word characters then becomes a space
-#    and the others are dropped, as _comment() does;
-# 3. whitespace is collapsed and stripped, and numbers become ``?`` with the same alternatives as the
-#    tokenizer; whether a sign is unary is decided by lookbehinds instead of _sign_is_unary();
-# 4. the text is lowercased and the pt-fingerprint rewrites are applied, as by _collapse().
+# 1. _FAST_TOKEN turns strings and numbers into ``?`` with the alternatives of _FP_TOKEN, except that
+#    lookbehinds decide whether a sign is unary, instead of _sign_is_unary();
+# 2. _fast_finish() collapses whitespace, lowercases ASCII letters and applies the rewrites of _collapse()
+#    (skipping those that cannot apply). Its input is the same for statements that differ only in their
+#    literals, so it is cached.
 #
-# Running these steps one after another instead of in one tokenizer pass gives the same result only when
-# no token hides the start of another and removing a comment does not change how its neighbours are
-# tokenized. _FAST_SAFE checks that for statements with comments or backticks, and _fingerprint_fast falls
-# back to _fingerprint_exact for the statements that fail it or that need a special case.
+# That is only right when the statement holds nothing that _FAST_TOKEN does not know about. _fast_finish()
+# also reports what it finds that may need more work (_BACKTICKS to _EXACT below), and
+# _fingerprint_fast_retry() does that work: backticked identifiers must pass _FAST_PLAIN_BACKTICKS or
+# _FAST_BACKTICKS; comments are removed first, together with strings, by _STRING_OR_COMMENT (unless removing
+# one would change how its neighbours are tokenized); X'..', B'..' and N'..' strings need
+# _FAST_TOKEN_PREFIXED; a sign after several whitespace characters needs the whitespace collapsed first. A
+# leading comment is simply cut off. Statements that may need a special case of fingerprint()
+# (administrator commands, CALL, mysqldump, pt-table-checksum), statements with a NUL and whatever else the
+# fast path cannot vouch for are left to _fingerprint_exact.
 
-# A statement whose comments and backticked identifiers are simple enough for the fast path: no quote or
-# backtick inside a comment, a backticked identifier holds no quote, comment marker, sign, dot or number (a
-# digit must follow a word character there, as _DIGITS and the tokenizer then agree), a block comment is
-# not preceded by a sign or dot, and no comment is followed by a sign, a dot or a prefixed string.
-_FAST_SAFE = re.compile(
+# How a statement that fingerprint() treats specially can start, besides whitespace and a SELECT.
+_HEAD_START = "aCc/-#"
+_FAST_HEAD = re.compile(rf"{_LEAD}(?:call|select\s+/\*!40001)", re.I | re.S | re.X)
+
+# A statement without comments whose backticked identifiers hold no quote and no digit after a non-word
+# character: _FAST_TOKEN then leaves them as the tokenizer does (replacing their digits as _DIGITS does).
+# The backticks are paired in order, ignoring strings: a string holding an odd number of backticks would put
+# a quote between paired backticks (the string's own closing quote, or its opening one), so the pairs are
+# the identifiers, plus pieces of strings holding an even number of backticks. _FAST_PLAIN_BACKTICKS is a
+# faster check for the common identifiers.
+_FAST_PLAIN_BACKTICKS = re.compile(r"[^`]*+(?:`[a-zA-Z_][a-zA-Z0-9_$]*+`[^`]*+)*+")
+_FAST_BACKTICKS = re.compile(r"""[^`]*+(?:`[^`'"0-9]*+(?:(?<=[\w$])[0-9]++[^`'"0-9]*+)*+`[^`]*+)*+""")
+# Statements with backticks and comments must also have no quote or backtick inside a comment.
+_FAST_BACKTICKS_AND_COMMENTS = re.compile(
     r"""(?:
-        [^'"`/\#-]++
+        [^`'"/\#-]++
+        |`(?:[^`'"0-9\#/-]++|-(?!-)|(?<=[\w$])[0-9]++)*+`
         |'(?:[^'\\]++|\\.?|'')*+'?
         |"(?:[^"\\]++|\\.?|"")*+"?
-        |(?<![-+.])(?>/\*(?!!)[^'"`]*?(?:\*/|\Z))(?![xXbBnN]')(?!\s*[-+.])
+        |/\*(?!!)[^'"`]*?(?:\*/|\Z)
+        |(?:--(?=[\x00-\x20]|\Z)|\#)[^\r\n'"`]*+(?![^\r\n])
+        |-(?!-(?:[\x00-\x20]|\Z))
         |/(?!\*(?!!))
-        |(?:--(?=[\x00-\x20]|\Z)|\#)[^\r\n'"`]*+(?![^\r\n])(?!\s*[-+.])
-        |-
-        |`(?:[^`'"\\\#/+.\-0-9]++|(?<=[\w$])[0-9]++)*+`
     )*+""",
     re.X,
 )
-# Statements that may need one of fingerprint's special cases (CALL, mysqldump) take the exact path.
-_FAST_HEAD = re.compile(rf"{_LEAD}(?:call|select\s+/\*!40001)", re.I | re.S | re.X)
-_FAST_STRING = re.compile(rf"""[xXbBnN'"](?:{_STRING_REST})""", re.S)
-_FAST_COMMENT = re.compile(rf"[-/\#](?:{_COMMENT_REST})", re.S)
-_FAST_GLUE = re.compile(r"(?<=[\w$])\x00(?=[\w$])")
+_STRING_OR_COMMENT = re.compile(rf"""[xXbBnN'"/\#-](?:(?P<s>{_STRING_REST})|{_COMMENT_REST})""", re.S)
+_SIGN_OR_DOT_AHEAD = re.compile(r"\s*(?:[-+]\.?[0-9]|\.)")
+
+
+def _fast_string_or_comment(match: re.Match[str]) -> str:
+    """Like _fp_token() for a string or a comment; NUL when removing the comment changes its neighbours."""
+    if match.lastgroup == "s":
+        return "?"
+    text = match.string
+    start, end = match.span()
+    if (start > 0 and text[start - 1] in "-+.") or text.startswith("/*", end) or _SIGN_OR_DOT_AHEAD.match(text, end):
+        return "\x00"
+    return _comment(match)
+
+
+def _ascii_ignore_case(word: str) -> str:
+    """A pattern for ``word`` matching what str.lower() maps to it (re.I also matches a long s or a dotless i)."""
+    kelvin = "\u212a"  # "\u212a".lower() == "k"
+    return "".join(f"[{char}{char.upper()}{kelvin if char == 'k' else ''}]" for char in word)
 
 
 def _unary_lookbehinds() -> str:
-    """Lookbehinds, placed just after a sign, that hold when _sign_is_unary() would return True.
+    """Lookbehinds, just after a sign, that hold when _sign_is_unary() would return True.
 
-    The text is ASCII, whitespace is collapsed to single spaces and it does not start with a space.
+    They look back over at most one whitespace character, and assume that the text does not start with
+    whitespace; _fast_finish() rejects the statements where a sign follows more whitespace.
     """
-    other = r"[^\w$)\]}?'\"`\x20]"
-    alternatives = [r"(?<![\s\S]{2})", rf"(?<={other}[-+])", rf"(?<={other}\x20[-+])"]
+    space = r"[\x20\t\n\r\x0b\x0c]"
+    other = r"[^\w$)\]}?'\"`\x20\t\n\r\x0b\x0c]"
+    alternatives = [r"(?<![\s\S]{2})", rf"(?<={other}[-+])", rf"(?<={other}{space}[-+])"]
     by_length: dict[int, list[str]] = {}
     for word in sorted(_UNARY_AFTER):
-        by_length.setdefault(len(word), []).append(word)
+        by_length.setdefault(len(word), []).append(_ascii_ignore_case(word))
     for words in by_length.values():
-        keyword = f"(?i:{'|'.join(words)})"
-        for space in ("", r"\x20"):
-            alternatives.append(rf"(?<={keyword}{space}[-+])(?<![\w$]{keyword}{space}[-+])")
+        keyword = f"(?:{'|'.join(words)})"
+        for gap in ("", space):
+            alternatives.append(rf"(?<={keyword}{gap}[-+])(?<![\w$]{keyword}{gap}[-+])")
     return "|".join(alternatives)
 
 
-_FAST_NUMBER = re.compile(
-    rf"""
-    [-+.0-9]
-    (?:
-        (?<=[\w$][0-9])[0-9a-fxb]*
-        |(?<![\w$][0-9.])
-        (?:
-            (?<=0)[xX][0-9a-fA-F]+
-            |(?<=0)[bB][01]+
-            |(?<=[0-9])[0-9]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?
-            |(?<=\.)[0-9]+(?:[eE][-+]?[0-9]+)?
-        )[0-9a-fxb]*
-        |(?=\.?[0-9])(?:{_unary_lookbehinds()}){_NUMBER}[0-9a-fxb]*
-    )
-    """,
-    re.X,
-)
+def _fast_token_pattern(prefixed: bool) -> str:
+    """The string and number alternatives of _FP_TOKEN, as one branch per first character.
 
-# _LISTS with the keyword matched by a lookbehind, so that the replacement is a plain string. The text
-# between the keyword and the first ``(`` is one of _LIST_SEPARATORS unless it holds ",," or ", ,"; the
-# placeholder in the replacement marks where the separator ends, and the separator is then removed.
+    When every branch starts with a literal character, the regex engine skips ahead to the next candidate
+    position by itself, and rejects the branches of the other characters without evaluating them. Unless
+    ``prefixed``, there are no branches for the (rare) ``X'..'``, ``B'..'`` and ``N'..'`` strings, which
+    start with frequent letters, and the quote of such a string is left in place instead. (Quantifiers are
+    possessive where the tokenizer never backtracks, and ``(?:x|)`` stands for ``(?:x)?``: both are faster.)
+    """
+    exponent = "(?:[eE][-+]?[0-9]++|)"
+    tail = "[0-9a-fxb]*+"
+    unary = _unary_lookbehinds()
+    branches = []
+    for digit in "0123456789":
+        number = rf"[0-9]*+(?:\.[0-9]*+|){exponent}"
+        if digit == "0":
+            number = rf"(?:[xX][0-9a-fA-F]++|[bB][01]++|{number})"
+        branches.append(rf"{digit}(?:(?<=[\w$]{digit}){tail}|{number}{tail})")
+    branches += [
+        rf"\.[0-9](?<![\w$]\.[0-9])[0-9]*+{exponent}{tail}",
+        f'"{_DQUOTED_REST}',
+        *(rf"\{sign}(?=\.?[0-9])(?:{unary}){_NUMBER}{tail}" for sign in "-+"),
+    ]
+    if prefixed:
+        branches += [f"'{_QUOTED_REST}", *(f"{letter}'(?<![\\w$]{letter}'){_QUOTED_REST}" for letter in "xXbBnN")]
+    else:
+        branches.append(f"'(?:(?<![xXbBnN]')|(?<=[\\w$][xXbBnN]')){_QUOTED_REST}")
+    return "|".join(branches)
+
+
+_FAST_TOKEN = re.compile(_fast_token_pattern(prefixed=False), re.S)
+_FAST_TOKEN_PREFIXED = re.compile(_fast_token_pattern(prefixed=True), re.S)
+
+# _LISTS with the keyword matched by a lookbehind, so that the replacement is a plain string. Unless the text
+# holds ",," or ", ,", what lies between the keyword and the first ``(`` is one of _LIST_SEPARATORS; a NUL
+# in the replacement marks where it ends, and it is removed afterwards.
 _LIST_SEPARATORS = (" , ", ", ", " ,", ",", " ", "")
 
 
@@ -358,28 +402,34 @@ def _list_lookbehinds() -> str:
     return "|".join(rf"(?<=\b(?:{'|'.join(heads)}))" for heads in by_length.values())
 
 
-_FAST_LISTS = re.compile(rf"\((?:{_list_lookbehinds()})[ ?,]*\)(?:[ ,]*\([ ?,]*\))*")
+_FAST_LISTS = re.compile(rf"\((?<=[ ,nes]\()(?:{_list_lookbehinds()})[ ?,]*\)(?:[ ,]*\([ ?,]*\))*")
+
+
+def _first_group(match: re.Match[str]) -> str:
+    return match.group(1)
 
 
 def _collapse_fast(query: str) -> str:
-    """Same as _collapse(query), faster for the common statements."""
+    """Return _collapse(query), skipping the rewrites that cannot apply."""
     if "null" in query:
         query = _NULL.sub("?", query)
-    if "value" in query:
-        query = _VALUES_ROWS.sub(r"\1", query)
+    if "value" in query and (")," in query or ") ," in query):
+        query = _VALUES_ROWS.sub(_first_group, query)
     if "(" in query:
         if ",," in query or ", ," in query:
             query = _LISTS.sub(r"\1(?+)", query)
         else:
             query = _FAST_LISTS.sub("\x00(?+)", query)
             if "\x00" in query:
-                for separator in _LIST_SEPARATORS:
-                    query = query.replace(separator + "\x00", "")
+                query = query.replace(" \x00", "\x00")
+                if ",\x00" in query:
+                    query = query.replace(",\x00", "\x00").replace(" \x00", "\x00")
+                query = query.replace("\x00", "")
     if "union" in query:
         query = _UNION.sub(r"\1 /*repeat\2*/", query)
-    if "limit" in query:
+    if "limit ?" in query and ("limit ?," in query or "limit ? offset ?" in query):
         query = _LIMIT.sub("limit ?", query)
-    if "order by " in query:
+    if " asc" in query and "order by " in query:
         order_by = _ORDER_BY.search(query)
         if order_by:
             start = order_by.end()
@@ -387,30 +437,86 @@ def _collapse_fast(query: str) -> str:
     return query
 
 
-def _fingerprint_fast(sql: str) -> str | None:
-    """Return the same as _fingerprint_exact(sql), or None when ``sql`` needs the exact path."""
-    if "\x00" in sql or sql.startswith("administrator command: ") or _FAST_HEAD.match(sql):
-        return None
-    has_comment = "/*" in sql or "#" in sql or "--" in sql
-    if has_comment or "`" in sql:
-        if not _FAST_SAFE.fullmatch(sql) or ("/*" in sql and _PTOOL.search(sql)):
-            return None
-    query = sql
-    if "'" in query or '"' in query:
-        query = _FAST_STRING.sub("?", query)
-    if has_comment:
-        query = _FAST_COMMENT.sub("\x00", query)
-        if "\x00" in query:
-            query = _FAST_GLUE.sub(" ", query).replace("\x00", "")
-    if not query.isascii():
-        return None
-    if "  " in query or not query.isprintable():
+_SPACES = " \t\n\r\x0b\x0c"
+_COMMENT_START = re.compile(r"/\*(?!!)|--(?=[\x00-\x20]|\Z)|\#")
+_SIGN_AFTER_SPACES = re.compile(r"[\x20\t\n\r\x0b\x0c]{2}[-+]\?")
+# What _fast_finish() found in the output of _FAST_TOKEN, besides the fingerprint:
+_READY = 0  # nothing: the fingerprint is right
+_BACKTICKS = 1  # backticks: the fingerprint is right if the identifiers pass _FAST_(PLAIN_)BACKTICKS
+_PREFIXED = 2  # a quote: the statement has an X'..', B'..' or N'..' string, _FAST_TOKEN_PREFIXED is needed
+_COMMENTS = 3  # a comment marker: the statement may have comments, which must be removed first
+_SPACES_FIRST = 4  # a sign after several whitespace characters: the whitespace must be collapsed first
+_EXACT = 5  # a NUL: the exact path is needed
+
+
+@functools.lru_cache(maxsize=8192)
+def _fast_finish(tokenized: str) -> tuple[int, str]:
+    """Return what _fingerprint_fast() must check, and the fingerprint for the output of _FAST_TOKEN.
+
+    This is cached: statements that differ only in their literals share that output.
+    """
+    if ("/*" in tokenized or "#" in tokenized or "--" in tokenized) and _COMMENT_START.search(tokenized):
+        return _COMMENTS, ""
+    if "'" in tokenized:
+        return _PREFIXED, ""
+    if "\x00" in tokenized:
+        return _EXACT, ""
+    query = tokenized
+    if "  " in query or "\n" in query or "\t" in query or "\r" in query or "\x0b" in query or "\x0c" in query:
+        if _SIGN_AFTER_SPACES.search(query):
+            return _SPACES_FIRST, ""
         query = _WS.sub(" ", query)
-    query = _FAST_NUMBER.sub("?", query.strip(" ")).lower()
-    query = _collapse_fast(query)
+    query = _collapse_fast(query.lower() if query.isascii() else query.translate(_ASCII_LOWER))
     if query.startswith("use ") and _USE.fullmatch(query):
-        return "use ?"
-    return query
+        query = "use ?"
+    return (_BACKTICKS if "`" in tokenized else _READY), query
+
+
+def _fingerprint_fast(sql: str) -> str | None:
+    """Return _fingerprint_exact(sql), or None when ``sql`` needs the exact path."""
+    if ":" in sql and "/*" in sql and _PTOOL.search(sql):
+        return None
+    first = sql[:1]
+    query = sql
+    special: object
+    if first == "/" and sql.startswith("/*") and not sql.startswith("/*!"):
+        # A leading comment is removed whatever it holds, and what follows is tokenized as if it came first.
+        end = sql.find("*/", 2)
+        query = sql[end + 2 :] if end >= 0 else ""
+        special = _FAST_HEAD.match(query)
+    elif first in "sS\u017f":  # only mysqldump's "SELECT /*!40001 SQL_NO_CACHE */ * FROM" is special
+        special = "!" in sql and _FAST_HEAD.match(sql)
+    else:
+        special = (first in _HEAD_START or first.isspace()) and (
+            sql.startswith("administrator command: ") or _FAST_HEAD.match(sql)
+        )
+    if special:
+        return None
+    query = query.strip(_SPACES)
+    kind, result = _fast_finish(_FAST_TOKEN.sub("?", query))
+    return result if kind == _READY else _fingerprint_fast_retry(sql, query, kind, result)
+
+
+def _fingerprint_fast_retry(sql: str, query: str, kind: int, result: str) -> str | None:
+    """_fingerprint_fast() for the statements that need more than _FAST_TOKEN (``kind`` says why)."""
+    if kind in (_SPACES_FIRST, _PREFIXED):
+        query = _WS.sub(" ", query)
+        kind, result = _fast_finish(_FAST_TOKEN_PREFIXED.sub("?", query))
+    if kind == _BACKTICKS and (_FAST_PLAIN_BACKTICKS.fullmatch(query) or _FAST_BACKTICKS.fullmatch(query)):
+        return result
+    if kind == _READY:
+        return result
+    if kind == _EXACT or not ("/*" in sql or "#" in sql or "--" in sql):
+        return None
+    # The statement may have comments, which _FAST_TOKEN does not know: remove them (and strings) first.
+    if "`" in sql and not _FAST_BACKTICKS_AND_COMMENTS.fullmatch(sql):
+        return None
+    query = _STRING_OR_COMMENT.sub(_fast_string_or_comment, sql)
+    if "\x00" in query:
+        return None
+    query = _WS.sub(" ", query).strip(" ")
+    kind, result = _fast_finish(_FAST_TOKEN.sub("?", query))
+    return result if kind in (_READY, _BACKTICKS) else None
 
 
 @functools.lru_cache(maxsize=65536)

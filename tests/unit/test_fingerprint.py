@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from plsnap.fingerprint import fingerprint, mask_password_statements, redact_literals
+from plsnap.fingerprint import (
+    _fingerprint_exact,
+    _fingerprint_fast,
+    fingerprint,
+    mask_password_statements,
+    redact_literals,
+)
 
 CASES_PATH = Path(__file__).resolve().parents[1] / "data" / "fingerprint_cases.tsv"  # copied from shared/reference
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
@@ -263,3 +269,84 @@ def test_mask_password_statements_exact() -> None:
 def test_mask_password_statements_leaves_other_statements(sql: str) -> None:
     """mask_password_statements() returns statements that set no credential unchanged."""
     assert mask_password_statements(sql) is sql
+
+
+# The fast path of fingerprint() must agree with the reference implementation it falls back to.
+
+_FAST_PATH_CASES = [
+    "SELECT `users`.`id`, `users`.`email` FROM `users` WHERE `users`.`account_id` = 42 AND `users`.`status` = 'x1' "
+    "ORDER BY `users`.`id` ASC LIMIT 20",
+    "UPDATE orders SET status = 'shipped', updated_at = '2024-05-12 10:17:00' WHERE id = 123456789 AND version = 7",
+    "INSERT INTO events_12 (user_id, kind, payload, ts) VALUES (1, 'a', NULL, NOW()), (2, 'b', NULL, NOW())",
+    "SELECT o.id, SUM(o.amount) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.region IN (1, 2) "
+    "AND o.created_at >= NOW() - INTERVAL 14 DAY GROUP BY o.id",
+    "/* app=web req=5e0a4c */ SELECT * FROM sessions WHERE token = 'it''s' AND expires > 123 LIMIT 1",
+    "DELETE FROM cache_entries WHERE key_hash = 'a5e0' OR (expires_at < 99 AND shard = 3)",
+    "SELECT a - -5, b*-2, c+1, d = - 3, e IN (-1, +2.5e-3, .5), f = 0x1F, g = X'1F' FROM t LIMIT 10, 20",
+    "SELECT * FROM t WHERE a = 1 /* trailing */",
+    "select name,   password from user\n   where id='12823' -- note\n AND x IN ( 1 , 2 ,3 )",
+]
+
+
+@pytest.mark.parametrize("sql", _FAST_PATH_CASES)
+def test_fast_path_handles_common_statements(sql: str) -> None:
+    """The fast path answers common statement shapes itself, with the reference implementation's result."""
+    assert _fingerprint_fast(sql) == _fingerprint_exact(sql)
+
+
+# Pieces of SQL-like statements; the escapes are a Kelvin sign, a long s and a dotted capital I.
+_KEYWORDS = ["SELECT", "select", "FROM", "WHERE", "AND", "or", "NOT", "IN", "in", "VALUES", "value", "INSERT INTO"]
+_KEYWORDS += ["SET", "ORDER BY", "order by", "LIMIT", "OFFSET", "ASC", "asc_col", "NULL", "null", "IS", "LIKE"]
+_KEYWORDS += ["li\u212ae", "\u017felect", "\u0130n", "INTERVAL", "UNION", "UNION ALL", "CALL", "USE"]
+_KEYWORDS += ["administrator command: ", "t", "o.id", "col_1", "$in", "x", "B", "n", "e", "now()", "é", "名前"]
+_OPERATORS = ["=", "<", ">=", "<=>", "!=", "-", "+", "*", "/", ",", "(", ")", ";", ".", "?", "@v", "!", ":", "\\"]
+_NUMBERS = ["0", "42", "-7", "+3", "1.5", ".5", "5.", "1e5", "1E-3", "2.5e+3", "0x1F", "0xab", "0X1", "0b101", "0B1"]
+_NUMBERS += ["007", "12ab", "1f", "3x", "1.2.3", "-.5", "--5", "999999999999"]
+_STRING_BODIES = ["", "a", "it''s", "it\\'s", "a\\\\", "#ff", "/* x */", "-- y\n", "`q`", "2024-05-01 10:00"]
+_STRING_BODIES += ["é😀", "\\", "x\ny"]
+_IDENTIFIERS = ["users", "tbl_1", "a b", "1x", "a.b", "a-b", "x'y", "a#b", "a/*b", "Order", "é", "a$1", "", "a``b"]
+_COMMENTS = ["/* c */", "/*x*/", "/* it's */", "/*`*/", "/*+ hint */", "/*!40101 x */", "/*db.t:1/2*/"]
+_COMMENTS += ["/* unterminated", "-- c\n", "--\tc\n", "# c\n", "#\n"]
+_LISTS = ["IN (1, 2)", "IN(?, ?)", "VALUES (1, 'a'), (2, 'b')", "values()", "in , (1)", "in,,(2)", "LIMIT 3 OFFSET 4"]
+_GAPS = [" ", " ", " ", "", "  ", "\n", "\t", " \n ", "\r\n", "\x0b", "\xa0"]
+
+_sql_strings = st.builds(
+    lambda prefix, quote, body: prefix + quote + body.replace(quote, quote * 2) + quote,
+    st.sampled_from(["", "", "", "x", "X", "b", "N", "n"]),
+    st.sampled_from(["'", "'", '"']),
+    st.sampled_from(_STRING_BODIES),
+)
+_sql_pieces = st.one_of(
+    st.sampled_from(_KEYWORDS),
+    st.sampled_from(_OPERATORS),
+    st.sampled_from(_NUMBERS),
+    st.integers(min_value=0, max_value=10**12).map(str),
+    _sql_strings,
+    st.sampled_from(_IDENTIFIERS).map(lambda name: f"`{name}`"),
+    st.sampled_from(_COMMENTS),
+    st.sampled_from(_LISTS),
+    st.text(alphabet="'\"`#/*-+.0123456789xXbBeE \n\x00", max_size=4),
+)
+_sql_statements = st.lists(st.tuples(_sql_pieces, st.sampled_from(_GAPS)), max_size=16).map(
+    lambda parts: "".join(piece + gap for piece, gap in parts)
+)
+
+
+@settings(max_examples=2500, deadline=None)
+@given(_sql_statements)
+def test_fast_path_matches_exact_on_sql_like_statements(sql: str) -> None:
+    """Whenever the fast path answers for an SQL-like statement, it agrees with the reference implementation."""
+    fast = _fingerprint_fast(sql)
+    exact = _fingerprint_exact(sql)
+    event("fast path" if fast is not None else "exact path")
+    assert fast is None or fast == exact
+    assert fingerprint.__wrapped__(sql) == exact
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="SELECTinvalu fromwhrasc'\"`\\-#/*!+0123456789xXbe.,()?\n\t", max_size=60))
+def test_fast_path_matches_exact_on_dense_text(sql: str) -> None:
+    """On text dense in quotes, comment markers, signs and numbers, the fast path agrees or defers to the exact one."""
+    fast = _fingerprint_fast(sql)
+    event("fast path" if fast is not None else "exact path")
+    assert fast is None or fast == _fingerprint_exact(sql)
