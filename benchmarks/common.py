@@ -118,6 +118,7 @@ def render_table(rows: Sequence[Row]) -> str:
                 row.verdict,
             ]
         )
+    lines = [[cell.replace("|", "\\|") for cell in line] for line in lines]  # markdown-safe
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for index, line in enumerate(lines):
@@ -235,29 +236,32 @@ SCHEMA = (
 
 
 def realistic_sleeping_query(rng: random.Random, seconds: int, *, long: bool = False) -> str:
-    """A statement that looks like application SQL and sleeps ``seconds`` on the server (state User sleep)."""
+    """A statement that looks like application SQL and sleeps ``seconds`` on the server (state User sleep).
+
+    The sleep sits in a derived table, which the server evaluates whatever the literals match."""
     cid = rng.randint(1, 2_000_000)
+    pause = f"(SELECT SLEEP({seconds}) AS pause) AS w"
     if long:
         ids = ", ".join(str(rng.randint(1, 10**8)) for _ in range(rng.randint(300, 900)))
         return (
             f"/* report:ExportJob.run batch={rng.randint(1, 9999)} */ SELECT o.id, o.customer_id, o.status, "
-            f"o.total, o.created_at, c.email, c.country FROM shop.orders o JOIN shop.customers c ON c.id = "
-            f"o.customer_id WHERE o.id IN ({ids}) AND SLEEP({seconds}) = 0 ORDER BY o.created_at DESC"
+            f"o.total, o.created_at, c.email, c.country FROM {pause}, shop.orders o JOIN shop.customers c ON "
+            f"c.id = o.customer_id WHERE o.id IN ({ids}) ORDER BY o.created_at DESC"
         )
     templates = (
-        "/* app:OrderRepository.findRecent */ SELECT o.id, o.status, o.total, o.created_at FROM shop.orders o "
-        f"WHERE o.customer_id = {cid} AND o.created_at > '2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}' "
-        f"AND SLEEP({seconds}) = 0 ORDER BY o.created_at DESC LIMIT {rng.choice((10, 20, 50))}",
-        f"/* app:Checkout.totals */ SELECT SUM(i.qty * i.price) AS total FROM shop.order_items i WHERE "
-        f"i.order_id = {rng.randint(1, 10**7)} AND SLEEP({seconds}) = 0",
-        f"SELECT c.id, c.email FROM shop.customers c WHERE c.email = 'user{cid}@example.com' AND "
-        f"SLEEP({seconds}) = 0",
+        f"/* app:OrderRepository.findRecent */ SELECT o.id, o.status, o.total, o.created_at FROM {pause}, "
+        f"shop.orders o WHERE o.customer_id = {cid} AND o.created_at > "
+        f"'2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}' ORDER BY o.created_at DESC "
+        f"LIMIT {rng.choice((10, 20, 50))}",
+        f"/* app:Checkout.totals */ SELECT SUM(i.qty * i.price) AS total FROM {pause}, shop.order_items i "
+        f"WHERE i.order_id = {rng.randint(1, 10**7)}",
+        f"SELECT c.id, c.email FROM {pause}, shop.customers c WHERE c.email = 'user{cid}@example.com'",
         f"/* report:Daily.revenue */ SELECT DATE(o.created_at) d, o.status, COUNT(*), SUM(o.total) FROM "
-        f"shop.orders o WHERE o.created_at >= NOW() - INTERVAL {rng.randint(1, 90)} DAY AND SLEEP({seconds}) = 0 "
+        f"{pause}, shop.orders o WHERE o.created_at >= NOW() - INTERVAL {rng.randint(1, 90)} DAY "
         "GROUP BY d, o.status",
-        f"SELECT o.*, c.country FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id WHERE "
-        f"c.country = '{rng.choice(('DE', 'FR', 'US', 'GB', 'PL'))}' AND o.status IN ('paid', 'shipped') AND "
-        f"SLEEP({seconds}) = 0 LIMIT {rng.randint(1, 500)}",
+        f"SELECT o.*, c.country FROM {pause}, shop.orders o JOIN shop.customers c ON c.id = o.customer_id "
+        f"WHERE c.country = '{rng.choice(('DE', 'FR', 'US', 'GB', 'PL'))}' AND o.status IN ('paid', 'shipped') "
+        f"LIMIT {rng.randint(1, 500)}",
     )
     return rng.choice(templates)
 
