@@ -41,7 +41,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
-    logging.getLogger("apscheduler").setLevel(max(LEVELS[level], logging.INFO))
+    _quiet_scheduler(level)
     structlog.configure(
         processors=[
             *shared,
@@ -57,3 +57,9 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
 def set_level(level: str) -> None:
     """Change the log level at run time (SIGHUP reload)."""
     logging.getLogger().setLevel(LEVELS[level])
+    _quiet_scheduler(level)
+
+
+def _quiet_scheduler(level: str) -> None:
+    """APScheduler logs two lines per job run at INFO: keep them for ``debug`` only (warnings always pass)."""
+    logging.getLogger("apscheduler").setLevel(logging.INFO if level == "debug" else logging.WARNING)
