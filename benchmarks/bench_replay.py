@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from benchmarks.common import PLSNAP, Results, need_tool, verdict
+from benchmarks.common import PLSNAP, Results, need_tool, run_alone, verdict
 from benchmarks.synth_archive import INSTANCE, Dataset, Spec, generate, seed_name
 from plsnap.model import format_ts
 
@@ -96,11 +96,7 @@ def run(results: Results, dataset: Dataset | None = None, runs: int = RUNS) -> N
 
 def main() -> None:
     """Run the scenario alone and print its rows."""
-    from benchmarks.common import render_table
-
-    results = Results()
-    run(results)
-    print(render_table(results.rows))
+    run_alone(run)
 
 
 if __name__ == "__main__":

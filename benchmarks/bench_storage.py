@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.common import Results, dir_bytes, fmt, need_tool, verdict
+from benchmarks.common import Results, dir_bytes, fmt, need_tool, run_alone, verdict
 from benchmarks.synth_archive import Dataset, Spec, generate, seed_name
 from plsnap.archive.format import decode_partition, encode_line
 from plsnap.archive.layout import partition_path
@@ -134,11 +134,7 @@ def run(results: Results, week10: Dataset | None = None) -> None:
 
 def main() -> None:
     """Run the scenario alone and print its rows."""
-    from benchmarks.common import render_table
-
-    results = Results()
-    run(results)
-    print(render_table(results.rows))
+    run_alone(run)
 
 
 if __name__ == "__main__":

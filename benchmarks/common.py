@@ -362,3 +362,10 @@ def process_count(server: DevServer) -> int:
             return int(row[0])
     finally:
         conn.close()
+
+
+def run_alone(run: Callable[[Results], None]) -> None:
+    """Run one scenario on its own and print its rows (each bench_*.py module's ``main``)."""
+    results = Results()
+    run(results)
+    print(render_table(results.rows))
