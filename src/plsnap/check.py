@@ -6,107 +6,118 @@ import os
 import re
 from collections.abc import Iterator
 
-from plsnap.archive.format import decode_partition
-from plsnap.archive.layout import list_partitions
+from plsnap.archive.fs import SafeDir
+from plsnap.archive.layout import validate_instance
+from plsnap.archive.reader import ArchiveReader
 from plsnap.config import Config, resolve_password
+from plsnap.connection import Connector
 from plsnap.errors import PlsnapError
-from plsnap.recorder import check_data_dir
-from plsnap.retention import disk_usage
+from plsnap.recorder import _quoted_account
 from plsnap.source import Source
 from plsnap.units import format_size
+from plsnap.verify import verify
 
 Check = tuple[bool, str]
-_PROCESS = re.compile(r"GRANT\s+(.*?)\s+ON\s+\*\.\*", re.IGNORECASE)
 _P_S = re.compile(r"GRANT\s+.*?\s+ON\s+`?performance_schema`?\.\*", re.IGNORECASE)
 
 
-def has_global_privilege(grants: list[str], privilege: str) -> bool:
-    """True when ``SHOW GRANTS`` lines give ``privilege`` (or ALL PRIVILEGES) on ``*.*``."""
-    for line in grants:
-        match = _PROCESS.search(line)
-        if match:
-            granted = {p.strip().upper() for p in match.group(1).split(",")}
-            if privilege.upper() in granted or "ALL PRIVILEGES" in granted:
-                return True
-    return False
-
-
-def run_checks(config: Config) -> Iterator[Check]:
+def run_checks(config: Config, *, connector: Connector | None = None) -> Iterator[Check]:
     """Yield (ok, message) for every check, in order; never raises for an expected failure."""
     yield True, f"config: {config.path or 'built-in defaults'} is valid"
-    yield from _check_server(config)
+    warnings: list[str] = []
+    try:
+        password = resolve_password(config, warn=warnings.append)
+    except PlsnapError as exc:
+        yield False, f"password: {exc}"
+        password = None
+    for warning in warnings:
+        yield False, f"password: {warning}"
+    yield from _check_server(config, password, connector)
     yield from _check_data_dir(config)
     yield from _check_archive(config)
 
 
-def _check_server(config: Config) -> Iterator[Check]:
+def _check_server(config: Config, password: str | None, connector: Connector | None) -> Iterator[Check]:
+    source = Source(config, password, connector=connector)
     try:
-        source = Source(config, resolve_password(config))
         info = source.connect()
     except PlsnapError as exc:
         yield False, f"server: {exc}"
+        source.close()
         return
     try:
         tls = "TLS" if info.tls else "no TLS"
         yield True, f"server: {info.label} ({info.version}), {tls}, source would be {source.kind}"
-        grants = source.grants()
-        if has_global_privilege(grants, "PROCESS"):
-            yield True, "privileges: PROCESS granted: all sessions are visible"
-        else:
+        account = _quoted_account(info.account) if info.account else "the capture account"
+        if source.timeout_error:
+            yield False, f"statement timeout: could not be set ({source.timeout_error}); slow queries are not cut"
+        if info.visibility == "all":
+            yield True, f"privileges: {account} has PROCESS: all sessions are visible"
+        elif info.visibility == "own":
             yield (
                 False,
-                (
-                    "privileges: PROCESS is missing, so only the capture user's own sessions are visible; "
-                    "run: GRANT PROCESS ON *.* TO <capture user>"
-                ),
+                f"privileges: {account} lacks PROCESS, so only its own sessions are visible; "
+                f"run: GRANT PROCESS ON *.* TO {account}",
             )
-        needs_p_s = source.kind == "performance_schema" and not any(_P_S.search(g) for g in grants)
-        if needs_p_s and not has_global_privilege(grants, "SELECT"):
-            yield False, "privileges: run: GRANT SELECT ON performance_schema.* TO <capture user>"
+        else:
+            yield False, f"privileges: could not read the grants of {account}; samples may not show every session"
+        needs_p_s = source.kind == "performance_schema" and not any(_P_S.search(g) for g in info.grants)
+        if needs_p_s and "ALL PRIVILEGES ON *.*" not in " ".join(info.grants).upper():
+            yield False, f"privileges: run: GRANT SELECT ON performance_schema.* TO {account}"
         snapshot = source.sample()
         if snapshot.is_gap:
             yield False, f"sample: {snapshot.error}"
         else:
             yield True, f"sample: {len(snapshot.sessions or ())} sessions in {snapshot.duration_ms:.1f} ms"
+            if source.fallback:
+                yield False, f"source: {source.fallback}"
+            if source.locks_error and info.visibility != "own":
+                yield False, f"locks: lock waits cannot be read ({source.locks_error}); needs PROCESS"
     finally:
         source.close()
 
 
 def _check_data_dir(config: Config) -> Iterator[Check]:
-    path = config.instance_dir
-    probe = path
+    data_dir = config.data_dir
+    probe = data_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
-        yield False, f"data dir: {probe} is not writable by uid {os.geteuid()} (needed for {path})"
+        yield False, f"data dir: {probe} is not writable by uid {os.geteuid()} (needed for {data_dir})"
+        return
+    if probe != data_dir:
+        yield True, f"data dir: {data_dir} does not exist yet; the daemon will create it (0750)"
         return
     try:
-        check_data_dir(path)
+        with SafeDir.open_root(data_dir, writable=True) as root:
+            total, free = root.free_space()
+            instance = validate_instance(config.instance)
+            if root.exists(instance):
+                root.subdir(instance).close()
     except PlsnapError as exc:
         yield False, f"data dir: {exc}"
         return
-    usage = disk_usage(probe)
-    floor = config.retention.min_free.required(usage.total) if config.retention.min_free else 0
-    ok = usage.free > floor
-    yield ok, f"data dir: {path} writable, {format_size(usage.free)} free of {format_size(usage.total)}"
+    floor = config.retention.min_free.required(total) if config.retention.min_free else 0
+    yield free > floor, f"data dir: {data_dir} writable, {format_size(free)} free of {format_size(total)}"
 
 
 def _check_archive(config: Config) -> Iterator[Check]:
-    partitions, foreign = list_partitions(config.instance_dir)
-    bad = []
-    for part in partitions:
-        try:
-            decoded = decode_partition(part.path.read_bytes())
-        except OSError as exc:
-            bad.append(f"{part.path} ({exc.strerror})")
-            continue
-        if decoded.problems:
-            bad.append(f"{part.path} ({decoded.problems[0]})")
-    total = sum(p.size for p in partitions)
+    try:
+        reader = ArchiveReader.open(config.data_dir, config.instance)
+    except PlsnapError:
+        yield True, f"archive: {config.instance_dir} holds nothing yet"
+        return
+    with reader:
+        report = verify(reader)
+    total = sum(p.partition.size for p in report.partitions)
+    snapshots = sum(p.snapshots for p in report.partitions)
+    damaged = report.damaged
     yield (
-        not bad,
-        f"archive: {len(partitions)} partitions, {format_size(total)}"
-        + (f"; damaged: {', '.join(bad)}" if bad else ""),
+        not damaged,
+        f"archive: {len(report.partitions)} partitions, {format_size(total)}, {snapshots} snapshots"
+        + (f"; {len(damaged)} damaged (details: plsnap verify)" if damaged else ", every frame verified"),
     )
-    for path in foreign:
-        yield True, f"archive: foreign file left alone: {path}"
+    for item in damaged:
+        yield False, f"archive: {item.partition.path}: lost {item.lost_text}; {'; '.join(item.problems)[:500]}"
+    for foreign in report.foreign:
+        yield True, f"archive: left alone: {foreign.path} ({foreign.reason})"

@@ -1,7 +1,8 @@
 """The ``plsnap`` command line: parse, call the library, render; map errors to exit codes in one place.
 
-Read-only commands (``at``, ``window``, ``snapshots``, ``prune``, ``health``) never import PyMySQL or
-APScheduler, so they start fast on an investigator's laptop with only a copied archive.
+Read-only commands (``at``, ``window``, ``snapshots``, ``verify``, ``prune``, ``health``) never import PyMySQL
+or APScheduler, so they start fast on an investigator's laptop with only a copied archive. Every command finds
+its instance with the same rule (:func:`plsnap.archive.layout.resolve_instance`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,11 +28,34 @@ examples:
   plsnap at -15m --all --format json              15 minutes ago, idle sessions too, as JSON
   plsnap window 03:00 03:30 --by user --top 5     who dominated that half hour
   plsnap snapshots -2h                            samples and gaps of the last two hours
+  plsnap verify                                   check every frame of the archive; report damage and losses
   plsnap prune --dry-run                          what retention would delete, and why
   plsnap at 1795835640 --data-dir ./copied-archive    read an archive copied to a laptop
+
+exit codes: 0 success, 1 runtime failure (or damage found by verify), 2 usage or config error,
+            3 no archive data for the requested time or instance
 """
+TIME_HELP = (
+    "ISO-8601 (2026-11-28T03:14:00Z, '2026-11-28 03:14' in local time or --tz), a time of day (03:14), now, "
+    "a relative time (-15m, -2h, -1d) or epoch seconds"
+)
+COMMAND_EXAMPLES = {
+    "daemon": "plsnap daemon -c /etc/plsnap/plsnap.toml\n  plsnap daemon --interval 5s --source show",
+    "capture": "plsnap capture -c /etc/plsnap/plsnap.toml    # one sample now, e.g. from a cron job or a test",
+    "at": "plsnap at '2026-11-28 03:14'\n  plsnap at -15m --all --format json\n  plsnap at 03:14 --tz Asia/Tokyo --utc",
+    "window": (
+        "plsnap window 03:00 03:30\n  plsnap window -1h now --by user --top 5\n"
+        "  plsnap window 2026-11-28T00:00Z 2026-11-29T00:00Z --format json"
+    ),
+    "snapshots": "plsnap snapshots -2h\n  plsnap snapshots '2026-11-28 03:00' '2026-11-28 04:00' --format csv",
+    "verify": "plsnap verify\n  plsnap verify -1d now --format json",
+    "prune": "plsnap prune --dry-run\n  plsnap prune --format json",
+    "check": "plsnap check -c /etc/plsnap/plsnap.toml",
+    "health": "plsnap health    # in a container HEALTHCHECK: exit 0 while captures are recent",
+}
 FORMATS = ("table", "json", "csv")
 DIMENSIONS = ("fingerprint", "user", "host", "db", "state", "command")
+SOURCES = ("auto", "show", "information_schema", "performance_schema")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command (also used to generate the CLI reference)."""
+    """The argument parser for every command (also used to generate docs/cli.md)."""
     common = _Parser(add_help=False)
     common.add_argument(
         "-c",
@@ -48,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="TOML config file (default: $PLSNAP_CONFIG, then /etc/plsnap/plsnap.toml if present)",
     )
     common.add_argument("--data-dir", metavar="DIR", help="archive root (overrides [archive] data_dir)")
-    common.add_argument("--instance", metavar="NAME", help="instance name (default: config, or the only one)")
-    common.add_argument("--utc", action="store_true", help="show times in UTC instead of local time")
-    common.add_argument("--tz", metavar="ZONE", help="zone for times given without an offset (default: local)")
+    common.add_argument(
+        "--instance", metavar="NAME", help="instance name (default: [archive] instance, or the only one present)"
+    )
+    common.add_argument("--utc", action="store_true", help="show times in UTC")
+    common.add_argument(
+        "--tz", metavar="ZONE", help="IANA zone for times given without an offset, and for times shown (default: local)"
+    )
     output = _Parser(add_help=False)
     output.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
@@ -65,27 +94,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, *parents: _Parser) -> argparse.ArgumentParser:
         chain: list[_Parser] = [common, *parents]
-        return sub.add_parser(name, help=help_text, description=help_text, parents=chain)
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=chain,
+            epilog=f"examples:\n  {COMMAND_EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     daemon = add("daemon", "capture loop in the foreground (systemd, containers)")
     capture = add("capture", "take one snapshot now, then exit")
     for p in (daemon, capture):
         p.add_argument("--interval", metavar="DURATION", help="sampling interval, e.g. 5s (overrides config)")
-        p.add_argument("--source", choices=("auto", "show", "information_schema", "performance_schema"))
+        p.add_argument(
+            "--source",
+            choices=SOURCES,
+            help="where the processlist is read from (overrides [capture] source; auto picks the best one)",
+        )
     at = add("at", "what was running at TIME", output)
-    at.add_argument("time", metavar="TIME", help="ISO-8601, HH:MM, now, -15m, or epoch seconds")
+    at.add_argument("time", metavar="TIME", help=TIME_HELP)
     at.add_argument("--all", action="store_true", help="also list idle sessions")
     window = add("window", "summarize the window FROM..TO (ASH-style top-N)", output)
-    window.add_argument("start", metavar="FROM")
-    window.add_argument("end", metavar="TO")
+    window.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
+    window.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
     window.add_argument("--by", choices=DIMENSIONS, default="fingerprint", help="grouping (default: fingerprint)")
     window.add_argument("--top", type=_positive_int, default=10, metavar="N", help="groups to show (default 10)")
     snapshots = add("snapshots", "list samples and gaps with their metadata", output)
     snapshots.add_argument("start", metavar="FROM", nargs="?", help="default: an hour before the newest sample")
     snapshots.add_argument("end", metavar="TO", nargs="?", help="default: the end of the archive")
+    verify = add("verify", "decode every frame; report damaged or truncated partitions and lost snapshots", output)
+    verify.add_argument("start", metavar="FROM", nargs="?", help="default: the start of the archive")
+    verify.add_argument("end", metavar="TO", nargs="?", help="default: the end of the archive")
     prune = add("prune", "apply retention now, printing each decision and its reason", output)
     prune.add_argument("--dry-run", action="store_true", help="only show the plan")
-    add("check", "check config, connectivity, privileges and archive health")
+    add("check", "check config, connectivity, privileges, data directory and archive health")
     add("health", "exit 0 if the daemon's last capture attempt is recent (for container health checks)")
     return parser
 
@@ -95,15 +138,16 @@ def _positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to 100000, got {text!r}")
     return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``plsnap``; returns the exit code (0 ok, 1 runtime failure, 2 usage/config, 3 no data)."""
     try:
-        args = build_parser().parse_args(_protect_relative_times(sys.argv[1:] if argv is None else argv))
+        parser = build_parser()
+        args = parser.parse_args(_protect_relative_times(sys.argv[1:] if argv is None else argv))
         return int(COMMANDS[args.command](args))
     except PlsnapError as exc:
         _say(f"error: {exc}")
@@ -114,21 +158,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except OSError as exc:
-        _say(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+        _say(f"error: {exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}")
         return 1
     except Exception as exc:
         if os.environ.get("PLSNAP_DEBUG"):
             raise
-        _say(f"internal error: {type(exc).__name__}: {exc} (set PLSNAP_DEBUG=1 for a traceback)")
+        _say(f"internal error: {type(exc).__name__} at {_where(exc)} (set PLSNAP_DEBUG=1 for a traceback)")
         return 1
 
 
-_RELATIVE_ARG = re.compile(r"^-\d+(\.\d+)?(ms|s|m|h|d|w)(\d+(\.\d+)?(ms|s|m|h|d|w))*$")
+def _where(exc: BaseException) -> str:
+    """The innermost plsnap frame of a traceback, as ``module.py:line``: never the exception's message, which
+    could quote a file's content or a statement."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if "plsnap" in f.filename] or frames
+    if not own:
+        return "unknown location"
+    return f"{Path(own[-1].filename).name}:{own[-1].lineno}"
+
+
+#: A relative time such as -15m: argparse would take it for an option, so it becomes now-15m. Anything else
+#: that starts with a dash and a digit is protected too, so that a bad value (-15min) reaches the time parser
+#: and gets its error message.
+_RELATIVE_ARG = re.compile(r"^-\d")
+_VALUE_OPTIONS = frozenset({"-c", "--config", "--data-dir", "--instance", "--tz", "--format", "--by", "--top",
+                            "--interval", "--source"})  # fmt: skip
+
+
+_REWRITTEN: dict[str, str] = {}
 
 
 def _protect_relative_times(argv: Sequence[str]) -> list[str]:
-    """Rewrite ``-15m`` as ``now-15m`` so argparse does not take it for an option."""
-    return [f"now{arg}" if _RELATIVE_ARG.match(arg) else arg for arg in argv]
+    """Rewrite ``-15m`` as ``now-15m`` where a positional argument is expected (errors quote the original)."""
+    out: list[str] = []
+    for arg in argv:
+        takes_value = bool(out) and out[-1] in _VALUE_OPTIONS
+        if _RELATIVE_ARG.match(arg) and not takes_value:
+            _REWRITTEN[f"now{arg}"] = arg
+            out.append(f"now{arg}")
+        else:
+            out.append(arg)
+    return out
 
 
 def _say(message: str) -> None:
@@ -163,12 +233,33 @@ def _zone(args: argparse.Namespace) -> tzinfo | None:
     return parse_zone(args.tz)
 
 
-def _reader(args: argparse.Namespace) -> Any:
-    from plsnap.archive import ArchiveReader, resolve_instance_dir
+def _display_zone(args: argparse.Namespace) -> tzinfo | None:
+    """The zone tables show: UTC with ``--utc``, else ``--tz``, else the local zone (None)."""
+    return UTC if args.utc else _zone(args)
 
-    config = _load(args)
-    instance = args.instance or config.archive.instance or None
-    return ArchiveReader(resolve_instance_dir(config.data_dir, instance))
+
+def _time(args: argparse.Namespace, text: str, now: datetime) -> datetime:
+    from plsnap.timeparse import parse_time_noted
+
+    moment, note = parse_time_noted(text, now=now, zone=_zone(args), shown=_REWRITTEN.get(text))
+    if note:
+        _say(f"note: {note}")
+    return moment
+
+
+def _instance(args: argparse.Namespace, config: Any) -> tuple[Path, str]:
+    """(data dir, instance) for every command but the writers: ``--instance``, the config's, or the only one."""
+    from plsnap.archive.layout import resolve_instance
+
+    return resolve_instance(config.data_dir, args.instance or config.archive.instance or None)
+
+
+def _reader(args: argparse.Namespace, config: Any | None = None) -> Any:
+    from plsnap.archive.reader import ArchiveReader
+
+    config = config or _load(args)
+    data_dir, instance = _instance(args, config)
+    return ArchiveReader.open(data_dir, instance)
 
 
 def _warn(reader: Any) -> None:
@@ -202,8 +293,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     config = _load(args)
     quiet = "debug" if config.log.level == "debug" else "error"
     configure_logging(quiet, config.log.format, stream=sys.stderr)
-    recorder = Recorder(config, Source(config, resolve_password(config)))
+    recorder = Recorder(config, Source(config, resolve_password(config, warn=lambda m: _say(f"warning: {m}"))))
     try:
+        recorder.start()
         attempt = recorder.capture()
     finally:
         recorder.close()
@@ -213,164 +305,150 @@ def cmd_capture(args: argparse.Namespace) -> int:
         raise PlsnapError(attempt.write_error or "archive write failed")
     if snapshot.is_gap:
         raise PlsnapError(f"capture failed (gap recorded): {snapshot.error}")
+    if snapshot.visibility == "own":
+        _say("warning: the capture account lacks PROCESS: the sample shows only its own sessions")
     _emit(
         f"{format_ts(snapshot.ts)} {snapshot.source}: {len(snapshot.sessions or ())} sessions, "
-        f"{snapshot.running} running, {snapshot.duration_ms:.1f} ms -> {recorder.writer.instance_dir}"
+        f"{snapshot.running} running, {snapshot.duration_ms:.1f} ms -> {recorder.instance_dir}"
     )
     return 0
 
 
 def cmd_at(args: argparse.Namespace) -> int:
     """``plsnap at TIME``."""
-    from plsnap import render
-    from plsnap.replay import sessions_at
-    from plsnap.timeparse import parse_time
+    from plsnap import query, render
 
-    moment = parse_time(args.time, zone=_zone(args))
-    reader = _reader(args)
-    snapshots = _snapshots_around(reader, moment, include_idle=args.all)
-    result = sessions_at(snapshots, moment, instance=reader.instance, include_idle=args.all)
-    _warn(reader)
-    if result.before is None and result.after is None:
-        raise NoDataError(_no_data_message(reader, moment))
+    moment = _time(args, args.time, datetime.now(UTC))
+    with _reader(args) as reader:
+        try:
+            result = query.at(reader, moment, include_idle=args.all)
+        finally:
+            _warn(reader)
     if args.format == "json":
         _emit(render.to_json(render.at_json(result)))
     elif args.format == "csv":
-        _emit(render.to_csv(render.AT_COLUMNS, render.at_rows(result, utc=True, full=True)))
+        _emit(render.to_csv(render.AT_COLUMNS, render.at_rows(result, zone=UTC, full=True)))
     else:
-        _emit(render.at_table(result, utc=args.utc))
+        _emit(render.at_table(result, zone=_display_zone(args)))
     return 0
-
-
-CONTEXT = timedelta(minutes=2)
-NEAR = timedelta(hours=1)
-
-
-def _snapshots_around(reader: Any, moment: datetime, *, include_idle: bool) -> list[Any]:
-    """Snapshots from a few minutes before ``moment`` to the first good sample after it (within an hour)."""
-    snapshots = list(reader.iter_snapshots(moment - CONTEXT, moment + CONTEXT, include_idle=include_idle))
-    if not any(not s.is_gap and s.ts <= moment for s in snapshots):
-        for record in reader.iter_records_backwards(moment - CONTEXT):
-            snapshot = reader.to_snapshot(record, include_idle=include_idle)
-            if snapshot is None or moment - snapshot.ts > NEAR:
-                break
-            snapshots.insert(0, snapshot)
-            if not snapshot.is_gap:
-                break
-    if not any(not s.is_gap and s.ts >= moment for s in snapshots):
-        for snapshot in reader.iter_snapshots(moment + CONTEXT, moment + NEAR, include_idle=include_idle):
-            snapshots.append(snapshot)
-            if not snapshot.is_gap:
-                break
-    return snapshots
-
-
-def _no_data_message(reader: Any, moment: datetime) -> str:
-    from plsnap.model import format_ts
-
-    bounds = reader.bounds()
-    if bounds is None:
-        return f"the archive {reader.instance_dir} holds no snapshots"
-    return (
-        f"no sample within {NEAR.seconds // 3600}h of {format_ts(moment)}; the archive covers "
-        f"{format_ts(bounds[0])} .. {format_ts(bounds[1])}"
-    )
 
 
 def cmd_window(args: argparse.Namespace) -> int:
     """``plsnap window FROM TO``."""
-    from plsnap import render
-    from plsnap.summary import summarize
-    from plsnap.timeparse import parse_time
+    from plsnap import query, render
 
-    zone = _zone(args)
     now = datetime.now(UTC)
-    start, end = parse_time(args.start, now=now, zone=zone), parse_time(args.end, now=now, zone=zone)
+    start, end = _time(args, args.start, now), _time(args, args.end, now)
     if end <= start:
         raise UsageError(f"TO must be after FROM (got {args.start!r} .. {args.end!r})")
-    reader = _reader(args)
-    summary = summarize(
-        reader.iter_snapshots(start, end, include_idle=False),
-        start,
-        end,
-        by=args.by,
-        top=args.top,
-        instance=reader.instance,
-    )
-    _warn(reader)
-    if summary.samples == 0 and summary.gap_samples == 0:
-        raise NoDataError(
-            _no_data_message(reader, start).replace("no sample within", "no sample in the window, or within")
-        )
+    with _reader(args) as reader:
+        try:
+            summary = query.window(reader, start, end, by=args.by, top=args.top)
+        finally:
+            _warn(reader)
     if args.format == "json":
         _emit(render.to_json(render.window_json(summary)))
     elif args.format == "csv":
         _emit(render.to_csv(render.TOP_COLUMNS, render.window_top_rows(summary, full=True)))
     else:
-        _emit(render.window_table(summary, utc=args.utc))
+        _emit(render.window_table(summary, zone=_display_zone(args)))
     return 0
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
     """``plsnap snapshots [FROM [TO]]``."""
-    from plsnap import render
-    from plsnap.timeparse import parse_time
+    from plsnap import query, render
 
-    zone = _zone(args)
-    reader = _reader(args)
     now = datetime.now(UTC)
-    if args.start:
-        start = parse_time(args.start, now=now, zone=zone)
-    else:
-        newest = reader.newest_ts()
-        if newest is None:
-            raise NoDataError(f"the archive {reader.instance_dir} holds no snapshots")
-        start = newest - timedelta(hours=1)
-    end = parse_time(args.end, now=now, zone=zone) if args.end else None
-    snapshots = list(reader.iter_snapshots(start, end))
-    _warn(reader)
-    if not snapshots:
-        raise NoDataError(_no_data_message(reader, start).replace("no sample within", "no sample in range, or within"))
+    start = _time(args, args.start, now) if args.start else None
+    end = _time(args, args.end, now) if args.end else None
+    with _reader(args) as reader:
+        try:
+            found = query.snapshots(reader, start, end)
+        finally:
+            _warn(reader)
+    keys = render.SNAPSHOT_COLUMNS
     if args.format == "json":
-        keys = render.SNAPSHOT_COLUMNS
-        _emit(render.to_json([dict(zip(keys, render.snapshot_row(s, utc=None), strict=True)) for s in snapshots]))
+        rows = [render.snapshot_row(s, zone=UTC, raw=True) for s in found]
+        _emit(render.to_json([dict(zip(keys, row, strict=True)) for row in rows]))
     elif args.format == "csv":
-        _emit(render.to_csv(render.SNAPSHOT_COLUMNS, [render.snapshot_row(s, utc=None) for s in snapshots]))
+        _emit(render.to_csv(keys, [render.snapshot_row(s, zone=UTC, raw=True) for s in found]))
     else:
-        _emit(render.table(render.SNAPSHOT_COLUMNS, [render.snapshot_row(s, utc=args.utc) for s in snapshots]))
+        zone = _display_zone(args)
+        _emit(render.table(keys, [render.snapshot_row(s, zone=zone) for s in found]))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``plsnap verify [FROM [TO]]``: exit 1 when any partition is damaged."""
+    from plsnap import render
+    from plsnap.verify import verify
+
+    now = datetime.now(UTC)
+    start = _time(args, args.start, now) if args.start else None
+    end = _time(args, args.end, now) if args.end else None
+    with _reader(args) as reader:
+        report = verify(reader, start, end)
+        instance_dir = reader.instance_dir
+    if not report.partitions:
+        raise NoDataError(f"no partition to verify under {instance_dir}")
+    if args.format == "json":
+        _emit(render.to_json(render.verify_json(report, instance_dir)))
+    elif args.format == "csv":
+        _emit(render.to_csv(render.VERIFY_COLUMNS, render.verify_rows(report, instance_dir)))
+    else:
+        _emit(render.table(render.VERIFY_COLUMNS, render.verify_rows(report, instance_dir)))
+        for item in report.foreign:
+            _emit(f"left alone: {item.path} ({item.reason})")
+    damaged = report.damaged
+    if damaged:
+        raise PlsnapError(f"{len(damaged)} of {len(report.partitions)} partition(s) damaged")
     return 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """``plsnap prune [--dry-run]``: plan with reasons, then delete unless ``--dry-run``."""
     from plsnap import render, retention
-    from plsnap.archive import ArchiveReader, list_partitions
+    from plsnap.archive.layout import open_instance
+    from plsnap.archive.reader import ArchiveReader
 
     config = _load(args)
-    instance_dir = config.instance_dir
-    partitions, foreign = list_partitions(instance_dir)
-    for path in foreign:
-        _say(f"warning: not a plsnap file, left alone: {path}")
-    if not partitions:
+    data_dir, instance = _instance(args, config)
+    with ArchiveReader.open(data_dir, instance) as reader:
+        newest = reader.newest_ts()
+        instance_dir = reader.instance_dir
+        protected = _open_partition(reader)
+    with open_instance(data_dir, instance, writable=not args.dry_run, create=False) as directory:
+        outcome = retention.run(
+            directory, config.retention, newest_snapshot=newest, protected=protected, dry_run=args.dry_run
+        )
+    for item in outcome.listing.foreign:
+        _say(f"warning: left alone: {item.path} ({item.reason})")
+    for refusal in outcome.refused:
+        _say(f"warning: {refusal}")
+    if not outcome.decisions:
         raise NoDataError(f"no partitions under {instance_dir}")
-    decisions = retention.plan(
-        partitions,
-        config.retention,
-        newest_snapshot=ArchiveReader(instance_dir).newest_ts(),
-        disk=retention.disk_usage(instance_dir),
-    )
-    if not args.dry_run:
-        retention.delete(decisions, instance_dir)
     if args.format == "json":
-        _emit(render.to_json(render.prune_json(decisions, instance_dir, args.dry_run)))
+        _emit(render.to_json(render.prune_json(outcome.decisions, instance_dir, args.dry_run)))
     elif args.format == "csv":
-        _emit(render.to_csv(render.PRUNE_COLUMNS, render.prune_rows(decisions, instance_dir)))
+        _emit(render.to_csv(render.PRUNE_COLUMNS, render.prune_rows(outcome.decisions, instance_dir)))
     else:
-        rows = render.prune_rows(decisions, instance_dir)
+        rows = render.prune_rows(outcome.decisions, instance_dir)
         if args.dry_run:
             rows = [["would " + r[0], *r[1:]] for r in rows]
         _emit(render.table(render.PRUNE_COLUMNS, rows))
     return 0
+
+
+def _open_partition(reader: Any) -> list[Path]:
+    """The partition a running daemon notes as open (never deleted by a concurrent prune)."""
+    from plsnap.archive.layout import LOCK_NAME
+
+    try:
+        note = reader.directory().read_bytes(LOCK_NAME, 4096).decode("utf-8", "replace").splitlines()
+    except (OSError, PlsnapError):
+        return []
+    return [reader.instance_dir / note[1]] if len(note) >= 2 and note[1] else []
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -390,17 +468,38 @@ def cmd_health(args: argparse.Namespace) -> int:
     """``plsnap health``: read the heartbeat file; exit 0 while the last attempt is recent."""
     import orjson
 
+    from plsnap.archive.fs import SafeDir
+    from plsnap.archive.layout import HEARTBEAT_NAME
+    from plsnap.model import finite
+
     config = _load(args)
-    path: Path = config.heartbeat_path
+    if config.metrics.heartbeat_file:
+        path = config.heartbeat_path
+    else:
+        try:
+            data_dir, instance = _instance(args, config)
+        except NoDataError:
+            data_dir, instance = config.data_dir, config.instance
+        path = data_dir / instance / HEARTBEAT_NAME
     try:
-        beat = orjson.loads(path.read_bytes())
-        age = time.time() - path.stat().st_mtime
-    except (OSError, orjson.JSONDecodeError):
+        with SafeDir.open_root(path.parent, writable=False) as folder:
+            raw = folder.read_bytes(path.name, 64 * 1024)
+            age = time.time() - os.stat(path.name, dir_fd=folder.fd, follow_symlinks=False).st_mtime
+        beat = orjson.loads(raw)
+        if not isinstance(beat, dict):
+            raise ValueError("not an object")
+    except (OSError, PlsnapError, ValueError):
         raise PlsnapError(f"unhealthy: no heartbeat at {path} (is the daemon running?)") from None
-    if age > config.stall_seconds:
-        raise PlsnapError(f"unhealthy: last capture attempt {age:.0f}s ago (limit {config.stall_seconds:g}s)")
+    if beat.get("running") is False:
+        raise PlsnapError(f"unhealthy: the daemon stopped (last sample {beat.get('ts')})")
+    interval = finite(beat.get("interval_s"), 0.001, 86400.0)
+    limit = config.stall_seconds(interval)
+    if age > limit:
+        raise PlsnapError(f"unhealthy: last capture attempt {age:.0f}s ago (limit {limit:g}s)")
     state = "ok" if beat.get("ok") else f"capturing but failing: {beat.get('error')}"
     _emit(f"healthy: last attempt {age:.1f}s ago ({state})")
+    if beat.get("visibility") == "own":
+        _say("warning: the capture account lacks PROCESS: samples show only its own sessions")
     return 0
 
 
@@ -410,6 +509,7 @@ COMMANDS = {
     "at": cmd_at,
     "window": cmd_window,
     "snapshots": cmd_snapshots,
+    "verify": cmd_verify,
     "prune": cmd_prune,
     "check": cmd_check,
     "health": cmd_health,

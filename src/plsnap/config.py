@@ -1,181 +1,56 @@
 """Configuration: TOML file, overridden by ``PLSNAP_<SECTION>_<KEY>`` environment variables, overridden by
 command-line values, validated into frozen dataclasses.
 
-Every error names the file (or variable), the key and what is allowed. Only the CLI and the daemon call
-:func:`load_config`. Passwords are never a config value or a command-line value: see :func:`resolve_password`.
+The schema is declared once: every section is a dataclass whose fields carry their parser
+(:func:`option`), and the table of sections and keys is derived from them. Every error names the file (or
+variable), the key and what is allowed. Only the CLI and the daemon call :func:`load_config`. Passwords are
+never a config value or a command-line value: see :func:`resolve_password`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from plsnap.archive.layout import validate_instance
 from plsnap.errors import ConfigError
 from plsnap.units import parse_duration, parse_size
 
 ENV_PREFIX = "PLSNAP_"
 PASSWORD_ENV = "PLSNAP_MYSQL_PASSWORD"  # noqa: S105
 CONFIG_ENV = "PLSNAP_CONFIG"
+DEBUG_ENV = "PLSNAP_DEBUG"
 DEFAULT_CONFIG_PATH = Path("/etc/plsnap/plsnap.toml")
+MAX_CONFIG_BYTES = 1 * 2**20
+MAX_SECRET_BYTES = 64 * 2**10
 SOURCES = ("auto", "show", "information_schema", "performance_schema")
 SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity")
 REDACT_MODES = ("none", "literals", "full")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-
-@dataclass(frozen=True, slots=True)
-class MinFree:
-    """A free-space floor: ``bytes`` absolute, or ``percent`` of the filesystem."""
-
-    bytes: int | None = None
-    percent: float | None = None
-
-    def required(self, total_bytes: int) -> int:
-        """The floor in bytes for a filesystem of ``total_bytes``."""
-        if self.percent is not None:
-            return int(total_bytes * self.percent / 100.0)
-        return self.bytes or 0
-
-    def __str__(self) -> str:
-        return f"{self.percent:g}%" if self.percent is not None else str(self.bytes)
+Parser = Callable[[Any], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class MysqlConfig:
-    """How to reach the server. Times in seconds. Empty strings mean "not set"."""
-
-    host: str = ""
-    port: int = 3306
-    socket: str = ""
-    user: str = ""
-    password_file: str = ""
-    password_credential: str = "mysql-password"  # noqa: S105
-    defaults_file: str = ""
-    ssl_mode: str = "preferred"
-    ssl_ca: str = ""
-    ssl_cert: str = ""
-    ssl_key: str = ""
-    connect_timeout: float = 5.0
-    read_timeout: float = 10.0
-    write_timeout: float = 10.0
-    statement_timeout: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureConfig:
-    """What to sample and how often (``interval`` in seconds)."""
-
-    interval: float = 60.0
-    source: str = "auto"
-    max_info_bytes: int = 65536
-    include_idle: bool = True
-    redact: str = "none"
-    locks: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveConfig:
-    """Where and how snapshots are stored."""
-
-    data_dir: str = ""
-    instance: str = ""
-    level: int = 3
-    fsync: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionConfig:
-    """Oldest-first retention. ``max_age`` and ``schedule`` in seconds; ``max_bytes`` 0 means no limit."""
-
-    max_age: float = 7 * 86400.0
-    max_bytes: int = 0
-    min_free: MinFree | None = None
-    schedule: float = 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    """Log rendering: ``auto`` is JSON unless stdout is a terminal."""
-
-    format: str = "auto"
-    level: str = "info"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsConfig:
-    """Prometheus and health endpoint (``listen`` as ``host:port``, empty = off); ``stall_after`` in seconds."""
-
-    listen: str = ""
-    heartbeat_file: str = ""
-    stall_after: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """The whole validated configuration; ``path`` is the file it came from, if any."""
-
-    mysql: MysqlConfig = MysqlConfig()
-    capture: CaptureConfig = CaptureConfig()
-    archive: ArchiveConfig = ArchiveConfig()
-    retention: RetentionConfig = RetentionConfig()
-    log: LogConfig = LogConfig()
-    metrics: MetricsConfig = MetricsConfig()
-    path: Path | None = None
-
-    @property
-    def data_dir(self) -> Path:
-        """The archive root: configured, else ``$STATE_DIRECTORY``, else /var/lib/plsnap (root) or XDG state."""
-        if self.archive.data_dir:
-            return Path(self.archive.data_dir).expanduser()
-        return default_data_dir()
-
-    @property
-    def instance(self) -> str:
-        """The instance name used for writing."""
-        return self.archive.instance or "default"
-
-    @property
-    def instance_dir(self) -> Path:
-        """``<data_dir>/<instance>``, where the daemon writes."""
-        return self.data_dir / self.instance
-
-    @property
-    def heartbeat_path(self) -> Path:
-        """The file the daemon touches after each capture attempt (read by ``plsnap health``)."""
-        if self.metrics.heartbeat_file:
-            return Path(self.metrics.heartbeat_file).expanduser()
-        return self.instance_dir / ".plsnap.heartbeat"
-
-    @property
-    def stall_seconds(self) -> float:
-        """How old the last capture attempt may be before health reports a stall (seconds)."""
-        return self.metrics.stall_after or max(3 * self.capture.interval, 30.0)
-
-
-def default_data_dir() -> Path:
-    """``$STATE_DIRECTORY`` (systemd), /var/lib/plsnap for root, else ``$XDG_STATE_HOME/plsnap``."""
-    state = os.environ.get("STATE_DIRECTORY")
-    if state:
-        return Path(state.split(":")[0])
-    if os.geteuid() == 0:
-        return Path("/var/lib/plsnap")
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "plsnap"
+def option(default: Any, parse: Parser) -> Any:
+    """A config field: its default and the parser that validates raw values (TOML, environment, flags)."""
+    return field(default=default, metadata={"parse": parse})
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
 
 
-def _integer(low: int, high: int) -> Callable[[Any], int]:
+def _integer(low: int, high: int) -> Parser:
     def parse(value: Any) -> int:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
@@ -188,24 +63,19 @@ def _integer(low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {
-        "1",
-        "true",
-        "yes",
-        "on",
-        "0",
-        "false",
-        "no",
-        "off",
-    }:
-        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
     raise ValueError("expected true or false")
 
 
-def _choice(*allowed: str) -> Callable[[Any], str]:
+def _choice(*allowed: str) -> Parser:
     def parse(value: Any) -> str:
         if not isinstance(value, str) or value.strip().lower() not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}")
@@ -214,9 +84,16 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
-def _duration(low: float, high: float) -> Callable[[Any], float]:
+def _duration(low: float, high: float) -> Parser:
+    """Durations are written with a unit (``5s``, ``10m``, ``1h30m``); only zero may be a bare number."""
+
     def parse(value: Any) -> float:
-        seconds = parse_duration(value)
+        if value in (0, "0"):
+            seconds = 0.0
+        elif not isinstance(value, str) or value != value.strip() or " " in value or value.strip().isdigit():
+            raise ValueError(f'expected a duration with a unit, written like "5s", "10m" or "1h30m" (got {value!r})')
+        else:
+            seconds = parse_duration(value)
         if not low <= seconds <= high:
             raise ValueError(f"expected a duration from {low:g}s to {high:g}s, got {seconds:g}s")
         return seconds
@@ -245,6 +122,8 @@ def _min_free(value: Any) -> MinFree | None:
 
 
 def _instance(value: Any) -> str:
+    from plsnap.archive.layout import validate_instance
+
     text = _text(value)
     if text:
         try:
@@ -257,70 +136,175 @@ def _instance(value: Any) -> str:
 def _listen(value: Any) -> str:
     text = _text(value).strip()
     if text:
-        host, sep, port = text.rpartition(":")
+        _, sep, port = text.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("expected host:port such as 127.0.0.1:9187")
-        del host
     return text
 
 
-Parser = Callable[[Any], Any]
-SCHEMA: dict[str, tuple[type[Any], dict[str, Parser]]] = {
-    "mysql": (
-        MysqlConfig,
-        {
-            "host": _text,
-            "port": _integer(1, 65535),
-            "socket": _text,
-            "user": _text,
-            "password_file": _text,
-            "password_credential": _text,
-            "defaults_file": _text,
-            "ssl_mode": _choice(*SSL_MODES),
-            "ssl_ca": _text,
-            "ssl_cert": _text,
-            "ssl_key": _text,
-            "connect_timeout": _duration(0.1, 600),
-            "read_timeout": _duration(0.1, 3600),
-            "write_timeout": _duration(0.1, 3600),
-            "statement_timeout": _duration(0, 3600),
-        },
-    ),
-    "capture": (
-        CaptureConfig,
-        {
-            "interval": _duration(0.1, 86400),
-            "source": _choice(*SOURCES),
-            "max_info_bytes": _integer(64, 64 * 2**20),
-            "include_idle": _boolean,
-            "redact": _choice(*REDACT_MODES),
-            "locks": _boolean,
-        },
-    ),
-    "archive": (
-        ArchiveConfig,
-        {"data_dir": _text, "instance": _instance, "level": _integer(1, 19), "fsync": _boolean},
-    ),
-    "retention": (
-        RetentionConfig,
-        {
-            "max_age": _duration(3600, 10 * 365 * 86400),
-            "max_bytes": _size,
-            "min_free": _min_free,
-            "schedule": _duration(60, 365 * 86400),
-        },
-    ),
-    "log": (LogConfig, {"format": _choice(*LOG_FORMATS), "level": _choice(*LOG_LEVELS)}),
-    "metrics": (
-        MetricsConfig,
-        {"listen": _listen, "heartbeat_file": _text, "stall_after": _duration(0, 86400)},
-    ),
-}
+@dataclass(frozen=True, slots=True)
+class MinFree:
+    """A free-space floor: ``bytes`` absolute, or ``percent`` of the filesystem."""
+
+    bytes: int | None = None
+    percent: float | None = None
+
+    def required(self, total_bytes: int) -> int:
+        """The floor in bytes for a filesystem of ``total_bytes``."""
+        if self.percent is not None:
+            return int(total_bytes * self.percent / 100.0)
+        return self.bytes or 0
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class MysqlConfig:
+    """How to reach the server. Times in seconds. Empty strings mean "not set"."""
+
+    host: str = option("", _text)
+    port: int = option(3306, _integer(1, 65535))
+    socket: str = option("", _text)
+    user: str = option("", _text)
+    password_file: str = option("", _text)
+    password_credential: str = option("mysql-password", _text)
+    defaults_file: str = option("", _text)
+    ssl_mode: str = option("preferred", _choice(*SSL_MODES))
+    ssl_ca: str = option("", _text)
+    ssl_cert: str = option("", _text)
+    ssl_key: str = option("", _text)
+    connect_timeout: float = option(5.0, _duration(0.1, 600))
+    read_timeout: float = option(10.0, _duration(0.1, 3600))
+    write_timeout: float = option(10.0, _duration(0.1, 3600))
+    statement_timeout: float = option(5.0, _duration(0, 3600))
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """What to sample and how often (``interval`` in seconds)."""
+
+    interval: float = option(60.0, _duration(0.1, 86400))
+    source: str = option("auto", _choice(*SOURCES))
+    max_info_bytes: int = option(65536, _integer(64, 64 * 2**20))
+    include_idle: bool = option(True, _boolean)
+    redact: str = option("none", _choice(*REDACT_MODES))
+    locks: bool = option(True, _boolean)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    """Where and how snapshots are stored (``frame_every`` in seconds; 0 = one frame per partition)."""
+
+    data_dir: str = option("", _text)
+    instance: str = option("", _instance)
+    level: int = option(3, _integer(1, 19))
+    fsync: bool = option(True, _boolean)
+    frame_every: float = option(300.0, _duration(0, 3600))
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """Oldest-first retention. ``max_age`` and ``schedule`` in seconds; ``max_bytes`` 0 means no limit."""
+
+    max_age: float = option(7 * 86400.0, _duration(3600, 10 * 365 * 86400))
+    max_bytes: int = option(0, _size)
+    min_free: MinFree | None = option(None, _min_free)
+    schedule: float = option(86400.0, _duration(60, 365 * 86400))
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Log rendering: ``auto`` is JSON unless stdout is a terminal."""
+
+    format: str = option("auto", _choice(*LOG_FORMATS))
+    level: str = option("info", _choice(*LOG_LEVELS))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus and health endpoint (``listen`` as ``host:port``, empty = off); ``stall_after`` in seconds."""
+
+    listen: str = option("", _listen)
+    heartbeat_file: str = option("", _text)
+    stall_after: float = option(0.0, _duration(0, 86400))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration; ``path`` is the file it came from, if any."""
+
+    mysql: MysqlConfig = MysqlConfig()
+    capture: CaptureConfig = CaptureConfig()
+    archive: ArchiveConfig = ArchiveConfig()
+    retention: RetentionConfig = RetentionConfig()
+    log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    path: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The archive root: configured, else ``$STATE_DIRECTORY``, else /var/lib/plsnap (root) or XDG state."""
+        if self.archive.data_dir:
+            return Path(self.archive.data_dir).expanduser()
+        return default_data_dir()
+
+    @property
+    def instance(self) -> str:
+        """The instance name used for writing."""
+        from plsnap.archive.layout import DEFAULT_INSTANCE
+
+        return self.archive.instance or DEFAULT_INSTANCE
+
+    @property
+    def instance_dir(self) -> Path:
+        """``<data_dir>/<instance>``, where the daemon writes."""
+        return self.data_dir / self.instance
+
+    @property
+    def heartbeat_path(self) -> Path:
+        """The file the daemon replaces after each capture attempt (read by ``plsnap health``)."""
+        if self.metrics.heartbeat_file:
+            return Path(self.metrics.heartbeat_file).expanduser()
+        return self.instance_dir / ".plsnap.heartbeat"
+
+    def stall_seconds(self, interval: float | None = None) -> float:
+        """How old the last capture attempt may be before health reports a stall (seconds), for a daemon
+        running with ``interval`` (default: the configured one)."""
+        every = interval or self.capture.interval
+        attempt = self.mysql.connect_timeout + self.mysql.read_timeout
+        return self.metrics.stall_after or max(3 * every, every + attempt + 5, 30.0)
+
+
+def _schema() -> dict[str, tuple[type[Any], dict[str, Parser]]]:
+    sections: dict[str, tuple[type[Any], dict[str, Parser]]] = {}
+    for section in fields(Config):
+        if section.name == "path":
+            continue
+        cls: type[Any] = type(section.default)
+        sections[section.name] = (cls, {key.name: key.metadata["parse"] for key in fields(cls)})
+    return sections
+
+
+#: The sections of the config file: name -> (dataclass, {key: parser}), derived from the dataclasses.
+SCHEMA = _schema()
 ENV_NAMES = {
     f"{ENV_PREFIX}{section.upper()}_{key.upper()}": (section, key)
     for section, (_, keys) in SCHEMA.items()
     for key in keys
 }
+OTHER_ENV = (PASSWORD_ENV, CONFIG_ENV, DEBUG_ENV)
+
+
+def default_data_dir() -> Path:
+    """``$STATE_DIRECTORY`` (systemd), /var/lib/plsnap for root, else ``$XDG_STATE_HOME/plsnap``."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/plsnap")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "plsnap"
 
 
 def find_config_path(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
@@ -348,8 +332,8 @@ def load_config(
         if name in ENV_NAMES:
             section, key = ENV_NAMES[name]
             raw[section][key] = (value, f"environment variable {name}")
-        elif name.startswith(ENV_PREFIX) and name not in {PASSWORD_ENV, CONFIG_ENV} and "_" in name[7:]:
-            raise ConfigError(f"unknown environment variable {name} (known: PLSNAP_<SECTION>_<KEY>, see --help)")
+        elif name.startswith(ENV_PREFIX) and name not in OTHER_ENV and "_" in name[len(ENV_PREFIX) :]:
+            raise ConfigError(_unknown_env(name))
     for section, section_values in (overrides or {}).items():
         for key, value in section_values.items():
             if value is not None:
@@ -368,15 +352,31 @@ def load_config(
     return config
 
 
+def _unknown_env(name: str) -> str:
+    close = difflib.get_close_matches(name, [*ENV_NAMES, *OTHER_ENV], n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return (
+        f"unknown environment variable {name}: {hint}each config key [section] key is PLSNAP_<SECTION>_<KEY> "
+        "(e.g. PLSNAP_CAPTURE_INTERVAL); the keys are listed in config/plsnap.example.toml and docs/configuration.md"
+    )
+
+
 def _read_toml(path: Path) -> list[tuple[str, str, Any]]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes: not a plsnap config")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {_toml_position(exc)}") from None
     items: list[tuple[str, str, Any]] = []
     for section, table in data.items():
         if section not in SCHEMA:
@@ -391,9 +391,18 @@ def _read_toml(path: Path) -> list[tuple[str, str, Any]]:
                         f"{path}: [mysql] password is not accepted in the config; use password_file, "
                         f"a systemd credential, {PASSWORD_ENV} or a MySQL option file"
                     )
-                raise ConfigError(f"{path}: unknown key [{section}] {key} (known: {', '.join(known)})")
+                close = difflib.get_close_matches(key, list(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
+                raise ConfigError(f"{path}: unknown key [{section}] {key}{hint}")
             items.append((section, key, value))
     return items
+
+
+def _toml_position(exc: tomllib.TOMLDecodeError) -> str:
+    """Where the TOML error is, without quoting the file (a misplaced secret must not be echoed)."""
+    message = str(exc)
+    marker = message.find("(at line")
+    return message[marker + 1 : -1] if marker >= 0 and message.endswith(")") else "syntax error"
 
 
 def _check_consistency(config: Config) -> None:
@@ -404,26 +413,23 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError("[mysql] ssl_cert and ssl_key must be set together")
 
 
-def with_overrides(config: Config, **sections: Mapping[str, Any]) -> Config:
-    """A copy of ``config`` with some values replaced (already-parsed values; used by tests and the daemon)."""
-    updated: dict[str, Any] = {}
-    for section, values in sections.items():
-        updated[section] = replace(getattr(config, section), **values)
-    return replace(config, **updated)
-
-
-def resolve_password(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
+def resolve_password(
+    config: Config, environ: Mapping[str, str] | None = None, *, warn: Callable[[str], None] | None = None
+) -> str | None:
     """The password from, in order: ``password_file``, ``$CREDENTIALS_DIRECTORY/<password_credential>``,
-    ``$PLSNAP_MYSQL_PASSWORD``. None leaves it to the MySQL option file (or no password)."""
+    ``$PLSNAP_MYSQL_PASSWORD``. None leaves it to the MySQL option file (or no password).
+
+    ``warn`` is told when a password file is readable by group or others.
+    """
     environ = os.environ if environ is None else environ
     mysql = config.mysql
     if mysql.password_file:
-        return _read_secret(Path(mysql.password_file).expanduser(), "[mysql] password_file")
+        return _read_secret(Path(mysql.password_file).expanduser(), "[mysql] password_file", warn)
     cred_dir = environ.get("CREDENTIALS_DIRECTORY")
     if cred_dir and mysql.password_credential:
         candidate = Path(cred_dir) / mysql.password_credential
         if candidate.exists():
-            return _read_secret(candidate, "systemd credential")
+            return _read_secret(candidate, "systemd credential", None)
     if environ.get(PASSWORD_ENV):
         return environ[PASSWORD_ENV]
     return None
@@ -440,21 +446,24 @@ def defaults_file(config: Config) -> Path | None:
     return home if home.is_file() else None
 
 
-def _read_secret(path: Path, what: str) -> str:
+def _read_secret(path: Path, what: str, warn: Callable[[str], None] | None) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            raw = handle.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_SECRET_BYTES} bytes: not a password file")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {path} is not UTF-8 text") from None
-    return text.rstrip("\r\n")
+    if warn is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(f"{what} {path} is readable by other users (mode {stat.S_IMODE(mode):04o}); run chmod 600 {path}")
+    return text.splitlines()[0] if text else ""
 
 
 def documented_keys() -> dict[str, list[str]]:
     """Every config key by section (used to check that the example config documents them all)."""
     return {section: list(keys) for section, (_, keys) in SCHEMA.items()}
-
-
-def field_names(cls: type[Any]) -> list[str]:
-    """The dataclass field names of a config section."""
-    return [f.name for f in fields(cls)]

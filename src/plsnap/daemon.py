@@ -27,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from plsnap import log as plog
 from plsnap.config import Config, resolve_password
+from plsnap.connection import Connector
 from plsnap.errors import PlsnapError
 from plsnap.metrics import Metrics, serve
 from plsnap.model import format_ts
@@ -48,11 +49,18 @@ def aligned_trigger(seconds: float) -> IntervalTrigger:
 class Daemon:
     """Runs the capture loop in the foreground until a stop signal."""
 
-    def __init__(self, config: Config, reload: Callable[[], Config] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reload: Callable[[], Config] | None = None,
+        *,
+        connector: Connector | None = None,
+    ) -> None:
         self.config = config
         self._reload = reload
+        self._connector = connector
         self.metrics = Metrics()
-        self.source = Source(config, resolve_password(config))
+        self.source = Source(config, resolve_password(config, warn=_warn), connector=connector)
         self.recorder = Recorder(config, self.source, metrics=self.metrics)
         self.scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=2)},
@@ -69,12 +77,15 @@ class Daemon:
         if last is None:
             return False, "no capture attempt yet"
         age = time.monotonic() - last
-        if age > self.config.stall_seconds:
-            return False, f"capture stalled: last attempt {age:.0f}s ago"
+        limit = self.config.stall_seconds(self.recorder.last_interval)
+        if age > limit:
+            return False, f"capture stalled: last attempt {age:.0f}s ago (limit {limit:g}s)"
         snapshot = self.recorder.last_snapshot
         detail = f"last attempt {age:.1f}s ago"
         if snapshot is not None and snapshot.error:
             detail += f"; failing: {snapshot.error}"
+        if self.recorder.visibility == "own":
+            detail += "; warning: the capture account lacks PROCESS: only its own sessions are visible"
         return True, detail
 
     def run(self) -> int:
@@ -92,8 +103,10 @@ class Daemon:
         if cfg.metrics.listen:
             self._http, _ = serve(cfg.metrics.listen, self.metrics, self.healthy)
             log.info("metrics listening", listen=cfg.metrics.listen)
-        self._capture_job()
-        self._prune_job()
+        self.recorder.start()
+        if not self._stopping.is_set():
+            self._capture_job()
+            self._prune_job()
         notify("READY=1")
         self.scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.scheduler.add_job(self._capture_job, aligned_trigger(cfg.capture.interval), id="capture")
@@ -154,9 +167,10 @@ class Daemon:
     def _on_skip(self, event: JobSubmissionEvent | JobExecutionEvent) -> None:
         if event.job_id != "capture":
             return
-        self.metrics.skipped.inc()
-        times = getattr(event, "scheduled_run_times", None) or [getattr(event, "scheduled_run_time", None)]
-        log.warning("capture slot skipped: previous capture still running", slot=str(times[-1]))
+        times = [t for t in getattr(event, "scheduled_run_times", None) or [] if isinstance(t, datetime)]
+        self.metrics.skipped.inc(len(times) or 1)
+        self.recorder.note_skipped(times, "capture slots skipped: the previous attempt was still running")
+        log.debug("capture slot skipped: previous capture still running", slots=len(times))
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -174,6 +188,7 @@ class Daemon:
     def _stop(self, signum: int) -> None:
         notify("STOPPING=1")
         log.info("stopping", signal=signal.Signals(signum).name)
+        self.recorder.stop_soon()
         deadline = time.monotonic() + 10
         while not self._main_done.is_set() and time.monotonic() < deadline:
             with contextlib.suppress(SchedulerNotRunningError):
@@ -194,7 +209,7 @@ class Daemon:
             new = self._reload()
             if new.instance_dir != self.config.instance_dir:
                 raise PlsnapError("changing [archive] data_dir or instance needs a restart")
-            password = resolve_password(new)
+            password = resolve_password(new, warn=_warn)
         except PlsnapError as exc:
             log.error("config reload rejected; keeping the running config", error=str(exc))
             notify("READY=1")
@@ -205,7 +220,7 @@ class Daemon:
             self.recorder.config = new
             if new.mysql != old.mysql or new.capture != old.capture:
                 self.source.close()
-                self.source = Source(new, password)
+                self.source = Source(new, password, connector=self._connector)
                 self.recorder.source = self.source
         plog.set_level(new.log.level)
         if new.capture.interval != old.capture.interval:
@@ -220,8 +235,13 @@ class Daemon:
             self.scheduler.shutdown(wait=True)
         if self._http is not None:
             self._http.shutdown()
+        self.recorder.mark_stopped()
         self.recorder.close()
         log.info("plsnap daemon stopped", samples=self.recorder.attempts)
+
+
+def _warn(message: str) -> None:
+    log.warning(message)
 
 
 def run_daemon(config: Config, reload: Callable[[], Config] | None = None) -> int:

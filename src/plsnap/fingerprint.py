@@ -1,4 +1,4 @@
-"""SQL fingerprints compatible with Percona Toolkit's pt-fingerprint, plus literal scrubbing.
+"""SQL fingerprints compatible with Percona Toolkit's pt-fingerprint (literal scrubbing lives in plsnap.masking).
 
 :func:`fingerprint` reduces a statement to its shape so that statements differing only in
 literal values group together, following pt-fingerprint / pt-query-digest 3.2.1:
@@ -35,16 +35,10 @@ Deliberate differences from pt-fingerprint 3.2.1, where it is wrong:
 * Rows after the first in a multi-row ``VALUES`` list are dropped without truncating the rest of the
   statement (pt-fingerprint also cuts off ``ON DUPLICATE KEY UPDATE ...``).
 
-:func:`redact_literals` keeps the statement text but replaces every string and numeric literal with
-``?`` and removes comments (optimizer hints and ``/*!...*/`` are kept, their literals redacted).
-Digits inside identifiers (``users_2009``, ``catch22``) and backticked identifiers are kept; a bare
-word that starts with a digit (``2fa``) is redacted as if it were a number. Backslash escapes are
-honoured inside strings (the MySQL default, not ``NO_BACKSLASH_ESCAPES``).
-
-:func:`mask_password_statements` replaces every string literal and hex literal with ``'<secret>'`` in
-``CREATE USER``, ``ALTER USER``, ``SET PASSWORD``, ``CHANGE MASTER|REPLICATION SOURCE TO`` /
-``START SLAVE|REPLICA`` with a password, and any statement that has ``IDENTIFIED BY|WITH|AS`` or
-``PASSWORD(...)`` outside string literals and comments; all other statements are returned unchanged.
+:func:`mask_password_statements` and :func:`redact_literals` are re-exported from :mod:`plsnap.masking`
+(``mask_password_statements`` is :func:`plsnap.masking.mask_secrets` under its former name), which masks
+secrets and redacts literals correctly whatever the session's quoting mode (``NO_BACKSLASH_ESCAPES``,
+``ANSI_QUOTES``, version comments).
 """
 
 from __future__ import annotations
@@ -52,6 +46,9 @@ from __future__ import annotations
 import functools
 import re
 import string
+
+from plsnap.masking import mask_secrets as mask_password_statements
+from plsnap.masking import redact_literals
 
 __all__ = ["fingerprint", "mask_password_statements", "redact_literals"]
 
@@ -86,33 +83,6 @@ _FP_TOKEN = re.compile(
     """,
     re.S | re.X,
 )
-_RD_TOKEN = re.compile(
-    rf"""
-    [-+.0-9'"`\#/xXbBnN]
-    (?:
-        (?P<n>
-            (?<![\w$.][0-9.])(?:(?<=[0-9])|(?<=\.)[0-9])[\w$.]*+
-            |(?<=[-+])(?=\.?[0-9])[.0-9][\w$.]*+
-        )
-        |(?P<s>{_STRING_REST})
-        |(?P<b>{_BACKTICK_REST})
-        |(?P<c>{_COMMENT_REST.replace("(?!!)", "(?![!+])")})
-    )
-    """,
-    re.S | re.X,
-)
-_MASK_TOKEN = re.compile(
-    rf"""
-    [0'"`\#/xXbBnN-]
-    (?:
-        (?P<s>{_STRING_REST}|(?<=0)(?<![\w$.]0)[xX][0-9a-fA-F]++(?![\w$]))
-        |(?P<b>{_BACKTICK_REST})
-        |(?P<c>{_COMMENT_REST})
-    )
-    """,
-    re.S | re.X,
-)
-
 _DIGITS = re.compile(r"[0-9][0-9a-fxb]*")
 _WS = re.compile(r"[ \t\n\r\f\v](?:(?<=[\t\n\r\f\v])[ \t\n\r\f\v]*|[ \t\n\r\f\v]+)")
 _NULL = re.compile(r"null(?<!\wnull)\b")
@@ -129,18 +99,6 @@ _LEAD = r"(?:\s|/\*.*?\*/|(?:--[\x00-\x20]|\#)[^\n]*)*+"
 _CALL = re.compile(rf"{_LEAD}call\s+((?:`[^`]*`|[^\s(`])+)\s*\(", re.I | re.S | re.X)
 _MYSQLDUMP = re.compile(r"\s*select\s+/\*!40001\s+sql_no_cache\s*\*/\s*\*\s*from\s", re.I)
 _PTOOL = re.compile(r"/\*\w+\.\w+:[0-9]/[0-9]\*/")
-
-_SECRET_PRECHECK = re.compile(r"passw|identif|(?:create|alter)\s+user", re.I)
-_SECRET_HEAD = re.compile(
-    r"""\s*(?:/\*!\d*\s*)?(?:
-        (?:create|alter)\s+user\b
-        |set\s+password\b
-        |(?:change\s+(?:master|replication\s+source)\s+to|start\s+(?:slave|replica))\b.*?password
-    )""",
-    re.I | re.S | re.X,
-)
-_SECRET_ANYWHERE = re.compile(r"\bidentified\s+(?:by|with|as)\b|\bpassword\s*\(", re.I)
-_MASKED = "'<secret>'"
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _SPACE = frozenset(" \t\n\r\f\v")
@@ -202,30 +160,6 @@ def _fp_token(match: re.Match[str]) -> str:
     if kind == "c":
         return _comment(match)
     return _DIGITS.sub("?", match.group())
-
-
-def _rd_token(match: re.Match[str]) -> str:
-    kind = match.lastgroup
-    if kind == "n":
-        return _number(match)
-    if kind == "s":
-        return "?"
-    if kind == "c":
-        return _comment(match)
-    return match.group()
-
-
-def _mask_token(match: re.Match[str]) -> str:
-    return _MASKED if match.lastgroup == "s" else match.group()
-
-
-def _code_token(match: re.Match[str]) -> str:
-    kind = match.lastgroup
-    if kind == "s":
-        return "''"
-    if kind == "c":
-        return " "
-    return "``"
 
 
 def _collapse(query: str) -> str:
@@ -524,20 +458,3 @@ def fingerprint(sql: str) -> str:
     """Return the pt-fingerprint style fingerprint of ``sql`` (see the module docstring)."""
     query = _fingerprint_fast(sql)
     return _fingerprint_exact(sql) if query is None else query
-
-
-def redact_literals(sql: str) -> str:
-    """Replace string and numeric literals with ``?`` and drop comments, keeping the rest of ``sql``."""
-    return _RD_TOKEN.sub(_rd_token, sql)
-
-
-def _is_secret_statement(sql: str) -> bool:
-    code = _MASK_TOKEN.sub(_code_token, sql)
-    return bool(_SECRET_HEAD.match(code) or _SECRET_ANYWHERE.search(code))
-
-
-def mask_password_statements(sql: str) -> str:
-    """Replace every string literal of a statement that can carry a password with ``'<secret>'``."""
-    if not _SECRET_PRECHECK.search(sql) or not _is_secret_statement(sql):
-        return sql
-    return _MASK_TOKEN.sub(_mask_token, sql)

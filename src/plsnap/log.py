@@ -1,14 +1,17 @@
 """The only place that configures logging: structlog to stdout, JSON unless stdout is a terminal.
 
 Standard-library loggers (apscheduler, pymysql) go through the same ``ProcessorFormatter`` so every line has one
-shape. Tracebacks are rendered without local variables: structlog's default would print them, and a password
-in a local variable would leak into the log.
+shape. An exception is logged as its type and where it was raised, never as its message, its traceback text or
+its local variables: an exception message can quote a file (an option file with a password) or a statement, and
+structlog's default traceback would print local variables.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -28,12 +31,12 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     ]
     renderer: Any
     if use_console:
-        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
-        final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+        renderer = structlog.dev.ConsoleRenderer()
+        final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, safe_exception, renderer]
     else:
         final = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            safe_exception,
             structlog.processors.JSONRenderer(),
         ]
     handler = logging.StreamHandler(stream)
@@ -52,6 +55,23 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def safe_exception(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``exc_info`` with ``error_type`` and ``error_at`` (innermost frames, file:line): no message."""
+    del logger, method
+    info = event.pop("exc_info", None)
+    event.pop("exception", None)
+    event.pop("stack_info", None)
+    if info is True:
+        info = sys.exc_info()
+    if isinstance(info, BaseException):
+        info = (type(info), info, info.__traceback__)
+    if isinstance(info, tuple) and len(info) == 3 and info[0] is not None:
+        frames = traceback.extract_tb(info[2])[-3:]
+        event["error_type"] = info[0].__name__
+        event["error_at"] = " < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))
+    return event
 
 
 def set_level(level: str) -> None:

@@ -6,12 +6,13 @@ Metrics live in a private registry, so tests and several daemons in one process 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from plsnap.errors import PlsnapError
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -46,6 +47,12 @@ class Metrics:
         self.source_info = Gauge(
             "plsnap_source_info", "The processlist source in use", ["source", "server"], registry=r
         )
+        self.visibility = Gauge(
+            "plsnap_capture_visibility",
+            "What the capture account sees: all sessions, only its own (no PROCESS privilege), or unknown",
+            ["visibility"],
+            registry=r,
+        )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -67,12 +74,10 @@ def serve(
             return [detail.encode() + b"\n"]
         return metrics_app(environ, start_response)  # type: ignore[no-any-return]
 
-    server = make_server(host.strip("[]") or "0.0.0.0", int(port), app, handler_class=_QuietHandler)  # noqa: S104
+    try:
+        server = make_server(host.strip("[]") or "0.0.0.0", int(port), app, handler_class=_QuietHandler)  # noqa: S104
+    except OSError as exc:
+        raise PlsnapError(f"[metrics] listen = {listen}: cannot listen there: {exc.strerror or exc}") from None
     thread = threading.Thread(target=server.serve_forever, name="plsnap-metrics", daemon=True)
     thread.start()
     return server, thread
-
-
-def now() -> float:
-    """Unix time in seconds."""
-    return time.time()

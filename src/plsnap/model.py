@@ -1,11 +1,16 @@
 """Plain data: :class:`Session` and :class:`Snapshot`, and their archive records.
 
-A *record* is the dict stored as one JSON line in the archive (DESIGN §3). ``Snapshot.to_record`` always puts
-``ts`` first so readers can filter lines by prefix. Unknown keys survive a round trip.
+A *record* is the dict stored as one JSON line in the archive (docs/archive-format.md). ``Snapshot.to_record``
+always puts ``ts`` first so readers can filter lines by prefix. Unknown keys survive a round trip.
+
+Every value is validated where a record becomes an object (the reader's edge): a bad field is dropped (set to
+None), a session without a valid id is dropped, and a line is rejected only when its ``ts`` or its structure is
+bad. What was dropped is counted in an :class:`Issues`, which the reader reports.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +19,14 @@ from typing import Any, NamedTuple
 
 IDLE_COMMANDS = frozenset({"Sleep", "Daemon", "Binlog Dump", "Binlog Dump GTID", "Connect"})
 SESSION_KEYS = ("id", "user", "host", "db", "command", "time", "state", "info")
-SNAPSHOT_KEYS = ("ts", "instance", "source", "server", "duration_ms", "error", "interval_s", "sessions")
+SNAPSHOT_KEYS = ("ts", "v", "instance", "source", "server", "duration_ms", "error", "interval_s", "sessions")
+#: Instants outside this range are rejected: arithmetic around them would overflow, and no sample is from there.
+TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+TS_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_SESSION_ID = 2**64 - 1
+#: Longest plausible statement or connection age, in seconds (100 years).
+MAX_ELAPSED = 100 * 365 * 86400.0
+MAX_INTERVAL = 7 * 86400.0
 
 
 def format_ts(moment: datetime) -> str:
@@ -24,20 +36,45 @@ def format_ts(moment: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    """Parse a ``ts`` value (ISO-8601, ``Z`` or offset) into an aware UTC datetime; ValueError if malformed."""
+    """Parse a ``ts`` value (ISO-8601, ``Z`` or offset) into an aware UTC datetime; ValueError if malformed or
+    outside 2000..2200."""
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {text!r}")
-    return moment.astimezone(UTC)
+        raise ValueError(f"timestamp without offset: {text[:40]!r}")
+    moment = moment.astimezone(UTC)
+    if not TS_MIN <= moment < TS_MAX:
+        raise ValueError(f"timestamp out of range: {text[:40]!r}")
+    return moment
 
 
-def is_active_record(record: dict[str, Any]) -> bool:
-    """True when a session record is running a statement (not idle, not a daemon thread)."""
-    return record.get("command") not in IDLE_COMMANDS and record.get("info") is not None
+def is_active(command: Any, info: Any) -> bool:
+    """The one definition of "running a statement": a statement text, and a command that is not idle."""
+    return info is not None and command not in IDLE_COMMANDS
+
+
+@dataclass(slots=True)
+class Issues:
+    """Counts of what validation dropped: single fields, whole sessions."""
+
+    fields: int = 0
+    sessions: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.sessions)
+
+    def describe(self) -> str:
+        """One line such as ``dropped 2 invalid field value(s) and 1 invalid session(s)``."""
+        parts = []
+        if self.fields:
+            parts.append(f"{self.fields} invalid field value(s)")
+        if self.sessions:
+            parts.append(f"{self.sessions} invalid session(s)")
+        return "dropped " + " and ".join(parts)
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _BASE_KEYS = frozenset((*SESSION_KEYS, "time_ms"))
+_NO_ISSUES = Issues()
 
 
 class Session(NamedTuple):
@@ -64,13 +101,19 @@ class Session(NamedTuple):
     @property
     def active(self) -> bool:
         """True when the session is running a statement."""
-        return self.command not in IDLE_COMMANDS and self.info is not None
+        return is_active(self.command, self.info)
 
     @property
     def blocked_by(self) -> list[int]:
         """Thread ids holding the locks this session waits for (empty when not waiting or not recorded)."""
         value = self.record.get("blocked_by")
-        return [int(v) for v in value if isinstance(v, int)] if isinstance(value, list) else []
+        if not isinstance(value, list):
+            return []
+        return [v for v in value if type(v) is int and 0 <= v <= MAX_SESSION_ID]
+
+    def number(self, key: str) -> float | None:
+        """A numeric extra column (e.g. ``trx_age``), or None when missing or not a finite number."""
+        return finite(self.record.get(key), 0.0, MAX_ELAPSED * 1000)
 
     @property
     def elapsed_seconds(self) -> float | None:
@@ -99,37 +142,52 @@ class Session(NamedTuple):
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Session:
-        """A Session viewing an archive record (unknown keys stay in ``record``); ValueError if malformed."""
+    def from_record(cls, record: dict[str, Any], issues: Issues | None = None) -> Session:
+        """A Session viewing an archive record (unknown keys stay in ``record``).
+
+        Bad fields become None (counted in ``issues``); ValueError when the id is not a valid thread id.
+        """
         get = record.get
         session_id = get("id")
-        if type(session_id) is not int:
-            try:
-                session_id = int(session_id)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ValueError(f"session record without a valid id: {session_id!r}") from None
+        if type(session_id) is not int or not 0 <= session_id <= MAX_SESSION_ID:
+            raise ValueError(f"session record without a valid id: {str(session_id)[:40]!r}")
+        bad = 0
         time = get("time")
+        if type(time) is not int or not 0 <= time <= MAX_ELAPSED:
+            checked = finite(time, 0.0, MAX_ELAPSED)
+            if time is not None and checked is None:
+                bad += 1
+            time = None if checked is None else int(checked)
         time_ms = get("time_ms")
-        return cls(
-            session_id,
-            _text(get("user")),
-            _text(get("host")),
-            _text(get("db")),
-            _text(get("command")),
-            time if type(time) is int else (int(time) if isinstance(time, float) else None),
-            _text(get("state")),
-            _text(get("info")),
-            float(time_ms) if isinstance(time_ms, int | float) and not isinstance(time_ms, bool) else None,
-            record,
-        )
+        if time_ms is not None:
+            checked_ms = finite(time_ms, 0.0, MAX_ELAPSED * 1000)
+            if checked_ms is None:
+                bad += 1
+            time_ms = checked_ms
+        values = []
+        for key in ("user", "host", "db", "command", "state", "info"):
+            value = get(key)
+            if value is not None and type(value) is not str:
+                bad += 1
+                value = None
+            values.append(value)
+        if bad and issues is not None:
+            issues.fields += bad
+        user, host, db, command, state, info = values
+        return cls(session_id, user, host, db, command, time, state, info, time_ms, record)
 
 
-def _text(value: Any) -> str | None:
-    return value if value is None or type(value) is str else str(value)
+def finite(value: Any, low: float, high: float) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool) within ``[low, high]``, else None."""
+    if type(value) is int:
+        return float(value) if low <= value <= high else None
+    if type(value) is float and math.isfinite(value) and low <= value <= high:
+        return value
+    return None
 
 
 def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return value if value is None or type(value) is str else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +211,7 @@ class Snapshot:
 
     @property
     def is_gap(self) -> bool:
-        """True when this line records a failed sample."""
+        """True when this line records a failed sample (or a span without samples)."""
         return self.sessions is None
 
     @property
@@ -161,10 +219,29 @@ class Snapshot:
         """Number of sessions running a statement in this sample (0 for a gap)."""
         return sum(1 for s in self.sessions or () if s.active)
 
+    @property
+    def visibility(self) -> str | None:
+        """What the capture account could see: ``all``, ``own`` (no PROCESS privilege) or ``unknown``."""
+        value = self.extra.get("visibility")
+        return value if value in ("all", "own", "unknown") else None
+
+    @property
+    def gap_since(self) -> datetime | None:
+        """For a gap line that covers a span (skipped slots, failed writes): the first instant without data."""
+        value = self.extra.get("gap_since")
+        if not isinstance(value, str):
+            return None
+        try:
+            since = parse_ts(value)
+        except ValueError:
+            return None
+        return since if since <= self.ts else None
+
     def to_record(self) -> dict[str, Any]:
         """The JSON object stored as one archive line, ``ts`` first."""
         record: dict[str, Any] = {
             "ts": format_ts(self.ts),
+            "v": 2,
             "instance": self.instance,
             "source": self.source,
             "server": self.server,
@@ -177,46 +254,61 @@ class Snapshot:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], *, include_idle: bool = True) -> Snapshot:
-        """Build a Snapshot from an archive record; ValueError if it lacks a valid ``ts`` or sessions list.
+    def from_record(
+        cls, record: dict[str, Any], *, include_idle: bool = True, issues: Issues | None = None
+    ) -> Snapshot:
+        """Build a Snapshot from an archive record; ValueError if its ``ts`` or its sessions list is bad.
 
-        With ``include_idle=False`` idle sessions are skipped (``session_count`` still counts them).
+        With ``include_idle=False`` idle sessions are skipped (``session_count`` still counts them). Invalid
+        fields and sessions are dropped and counted in ``issues``.
         """
         ts = record.get("ts")
         if not isinstance(ts, str):
             raise ValueError("line without a ts string")
+        moment = parse_ts(ts)
         raw_sessions = record.get("sessions")
         sessions: tuple[Session, ...] | None
         if raw_sessions is None:
             sessions, count = None, None
         elif isinstance(raw_sessions, list):
             count = len(raw_sessions)
-            kept = raw_sessions if include_idle else _keep_active(raw_sessions)
-            from_record = Session.from_record
-            sessions = tuple(from_record(r) for r in kept if type(r) is dict)
+            sessions = _sessions(raw_sessions, include_idle, issues if issues is not None else Issues())
         else:
             raise ValueError("sessions is neither a list nor null")
-        duration = record.get("duration_ms")
-        interval = record.get("interval_s")
+        duration = finite(record.get("duration_ms"), 0.0, MAX_ELAPSED * 1000)
+        interval = finite(record.get("interval_s"), 0.001, MAX_INTERVAL)
+        if issues is not None:
+            issues.fields += sum(
+                1
+                for key, checked in (("duration_ms", duration), ("interval_s", interval))
+                if record.get(key) is not None and checked is None
+            )
         return cls(
-            ts=parse_ts(ts),
-            instance=str(record.get("instance") or ""),
+            ts=moment,
+            instance=_opt_str(record.get("instance")) or "",
             source=_opt_str(record.get("source")),
             server=_opt_str(record.get("server")),
-            duration_ms=float(duration) if isinstance(duration, int | float) else None,
+            duration_ms=duration,
             error=_opt_str(record.get("error")),
             sessions=sessions,
-            interval_s=float(interval) if isinstance(interval, int | float) else None,
+            interval_s=interval,
             session_count=count,
             extra={k: v for k, v in record.items() if k not in SNAPSHOT_KEYS},
         )
 
 
-def _keep_active(records: list[Any]) -> list[Any]:
-    """The idle filter: running sessions, and idle ones holding an open transaction (possible blockers)."""
-    idle = IDLE_COMMANDS
-    return [
-        r
-        for r in records
-        if type(r) is dict and ((r.get("info") is not None and r.get("command") not in idle) or "trx_state" in r)
-    ]
+def _sessions(raw: list[Any], include_idle: bool, issues: Issues) -> tuple[Session, ...]:
+    """Valid sessions of a record; without ``include_idle`` only running ones and idle transaction holders."""
+    from_record = Session.from_record
+    kept = []
+    for item in raw:
+        if type(item) is not dict:
+            issues.sessions += 1
+            continue
+        if not include_idle and not is_active(item.get("command"), item.get("info")) and "trx_state" not in item:
+            continue
+        try:
+            kept.append(from_record(item, issues))
+        except ValueError:
+            issues.sessions += 1
+    return tuple(kept)

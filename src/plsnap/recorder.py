@@ -2,17 +2,20 @@
 
 Used by ``plsnap capture`` (once) and by the daemon (every tick). Logs one line per sample at debug, and one
 warning per failure streak (plus an info line when it ends), so an outage never floods the journal.
+
+Nothing goes unrecorded silently: when slots are skipped (an attempt outlived its slot) or writes fail (a full
+disk), the recorder remembers the span, and as soon as it can write again it writes one gap line, in the
+current partition, carrying that span (``gap_since``, ``missed``); a closed hour is never reopened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -20,7 +23,8 @@ import structlog
 
 from plsnap import retention
 from plsnap.archive.format import encode_line
-from plsnap.archive.layout import Partition, list_partitions
+from plsnap.archive.fs import SafeDir
+from plsnap.archive.layout import HEARTBEAT_NAME, Partition, list_partitions
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import Config, RetentionConfig
@@ -42,19 +46,11 @@ class Attempt:
     write_error: str | None
 
 
-def check_data_dir(path: Path) -> None:
-    """Refuse a world-writable archive directory without the sticky bit (anyone could plant or delete files)."""
-    for candidate in (path, path.parent):
-        try:
-            mode = candidate.stat().st_mode
-        except FileNotFoundError:
-            continue
-        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-            raise ArchiveError(
-                f"{candidate} is world-writable: anyone could tamper with the archive; "
-                f"run chmod o-w {candidate} (plsnap creates its directories 0750)"
-            )
-        return
+@dataclass(slots=True)
+class _Missed:
+    since: datetime
+    count: int
+    reason: str
 
 
 class Recorder:
@@ -64,53 +60,137 @@ class Recorder:
         self.config = config
         self.source = source
         self.metrics = metrics or Metrics()
-        check_data_dir(config.instance_dir)
-        self.writer = ArchiveWriter(config.instance_dir, level=config.archive.level, fsync=config.archive.fsync)
+        self.writer = ArchiveWriter(
+            config.instance_dir,
+            level=config.archive.level,
+            fsync=config.archive.fsync,
+            frame_seconds=config.archive.frame_every,
+        )
         self.lock = threading.Lock()
         self.newest_ts: datetime | None = None
         self.last_attempt_monotonic: float | None = None
         self.last_snapshot: Snapshot | None = None
+        self.last_interval: float = config.capture.interval
         self.failures = 0
         self.write_failures = 0
         self.attempts = 0
         self.closed = False
+        self.stopping = False
+        self.visibility: str | None = None
+        self._missed: _Missed | None = None
+        self._missed_lock = threading.Lock()
+        self._log_notes()
+
+    @property
+    def instance_dir(self) -> Path:
+        """Where this recorder writes."""
+        return self.writer.instance_dir
+
+    def start(self) -> None:
+        """Before the first capture: apply retention (which may free the space a repair needs), then finish
+        the partition a crashed writer left open. Failures are logged; the first append retries the repair."""
+        with self.lock:
+            try:
+                self._prune(reason="start-up")
+            except (OSError, ArchiveError) as exc:
+                log.error("retention failed", error=str(exc))
+            try:
+                self.writer.recover()
+            except ArchiveError as exc:
+                log.error("repair deferred", error=str(exc))
+            self._log_notes()
 
     def capture(self) -> Attempt | None:
         """Sample once, append the line, update heartbeat and metrics, and prune if a guard tripped.
 
         Returns None when the recorder was closed meanwhile (shutdown)."""
         with self.lock:
-            if self.closed:
+            if self.closed or self.stopping:
                 return None
             snapshot = self.source.sample()
+            if self.stopping:
+                return None
             attempt = self._write(snapshot)
             self._after(attempt)
+            if attempt.written and self._missed is not None:
+                self._flush_missed(datetime.now(UTC))
             if attempt.written and self._guards_set() and retention.guard_tripped(*self._guard_inputs()):
                 self._prune(reason="guard")
             return attempt
+
+    def note_skipped(self, slots: list[datetime], reason: str) -> None:
+        """Record scheduled samples that did not happen (the daemon's skip listener; never waits for a capture
+        in progress). The gap line is written as soon as the recorder can write."""
+        if slots:
+            self._remember(min(slots), len(slots), reason)
+
+    def _remember(self, since: datetime, count: int, reason: str) -> None:
+        with self._missed_lock:
+            if self._missed is None:
+                self._missed = _Missed(since, count, reason)
+            else:
+                self._missed.since = min(self._missed.since, since)
+                self._missed.count += count
+                if reason not in self._missed.reason:
+                    self._missed.reason += f"; {reason}"
+
+    def _flush_missed(self, ts: datetime) -> bool:
+        """Write the pending gap line (ts ``ts``, in the current partition); False when it could not be
+        written (it stays pending)."""
+        with self._missed_lock:
+            missed, self._missed = self._missed, None
+        if missed is None:
+            return True
+        gap = Snapshot(
+            ts=max(ts, missed.since),
+            instance=self.source.instance,
+            source=None,
+            server=None,
+            duration_ms=None,
+            error=f"no samples recorded: {missed.reason}",
+            sessions=None,
+            interval_s=self.config.capture.interval,
+            extra={"gap_since": format_ts(missed.since), "missed": missed.count},
+        )
+        try:
+            self.writer.append(encode_line(gap.to_record()), gap.ts)
+        except ArchiveError:
+            self._remember(missed.since, missed.count, missed.reason)
+            return False
+        return True
 
     def _write(self, snapshot: Snapshot) -> Attempt:
         line = encode_line(snapshot.to_record())
         try:
             try:
+                if self._missed is not None and not self._flush_missed(snapshot.ts):
+                    raise DiskFullError("the pending gap line could not be written")
                 written = self.writer.append(line, snapshot.ts)
             except DiskFullError:
                 if not self._guards_set():
                     raise
                 self._prune(reason="disk full")
+                if self._missed is not None:
+                    self._flush_missed(snapshot.ts)
                 written = self.writer.append(line, snapshot.ts)
         except ArchiveError as exc:
+            self._remember(snapshot.ts, 1, f"archive writes failed: {exc}")
+            self._log_notes()
             return Attempt(snapshot, False, 0, str(exc))
-        for note in self.writer.repaired:
-            log.warning("partition repaired", detail=note)
-        self.writer.repaired.clear()
+        self._log_notes()
         return Attempt(snapshot, True, written, None)
+
+    def _log_notes(self) -> None:
+        for event, detail in self.writer.notes:
+            (log.error if event.startswith("damaged") else log.warning)(event, detail=detail)
+        self.writer.notes.clear()
 
     def _after(self, attempt: Attempt) -> None:
         snapshot = attempt.snapshot
         self.attempts += 1
         self.last_attempt_monotonic = time.monotonic()
         self.last_snapshot = snapshot
+        self.last_interval = self.config.capture.interval
         m = self.metrics
         m.last_attempt.set(snapshot.ts.timestamp())
         if snapshot.duration_ms is not None:
@@ -135,28 +215,47 @@ class Recorder:
             else:
                 log.debug("capture failed again", error=snapshot.error, streak=self.failures)
         else:
-            sessions = snapshot.sessions or ()
-            m.samples.labels(snapshot.source or "").inc()
-            m.last_success.set(snapshot.ts.timestamp())
-            m.rows.set(len(sessions))
-            m.running.set(snapshot.running)
-            m.source_info.clear()
-            m.source_info.labels(snapshot.source or "", snapshot.server or "").set(1)
-            if self.failures:
-                log.info("capture recovered", failed_attempts=self.failures, source=snapshot.source)
-            self.failures = 0
-            log.debug(
-                "sample",
-                ts=format_ts(snapshot.ts),
-                sessions=len(sessions),
-                running=snapshot.running,
-                duration_ms=snapshot.duration_ms,
-                bytes=attempt.bytes_written,
-            )
+            self._on_sample(snapshot, attempt)
         self._heartbeat(snapshot, attempt)
 
+    def _on_sample(self, snapshot: Snapshot, attempt: Attempt) -> None:
+        m = self.metrics
+        sessions = snapshot.sessions or ()
+        m.samples.labels(snapshot.source or "").inc()
+        m.last_success.set(snapshot.ts.timestamp())
+        m.rows.set(len(sessions))
+        m.running.set(snapshot.running)
+        m.source_info.clear()
+        m.source_info.labels(snapshot.source or "", snapshot.server or "").set(1)
+        visibility = snapshot.visibility or "unknown"
+        m.visibility.clear()
+        m.visibility.labels(visibility).set(1)
+        if visibility != self.visibility:
+            if visibility == "own":
+                account = snapshot.extra.get("account") or "the capture account"
+                log.warning(
+                    "capture account lacks the PROCESS privilege: samples show only its own sessions",
+                    account=account,
+                    fix=f"GRANT PROCESS ON *.* TO {_quoted_account(str(account))}",
+                )
+            elif visibility == "unknown":
+                log.warning("could not tell whether the capture account may see every session (SHOW GRANTS failed)")
+            elif self.visibility is not None:
+                log.info("capture account now sees every session")
+            self.visibility = visibility
+        if self.failures:
+            log.info("capture recovered", failed_attempts=self.failures, source=snapshot.source)
+        self.failures = 0
+        log.debug(
+            "sample",
+            ts=format_ts(snapshot.ts),
+            sessions=len(sessions),
+            running=snapshot.running,
+            duration_ms=snapshot.duration_ms,
+            bytes=attempt.bytes_written,
+        )
+
     def _heartbeat(self, snapshot: Snapshot, attempt: Attempt) -> None:
-        path = self.config.heartbeat_path
         body = orjson.dumps(
             {
                 "ts": format_ts(snapshot.ts),
@@ -164,22 +263,49 @@ class Recorder:
                 "error": snapshot.error or attempt.write_error,
                 "pid": os.getpid(),
                 "interval_s": self.config.capture.interval,
+                "visibility": self.visibility,
+                "account": snapshot.extra.get("account") if not snapshot.is_gap else None,
+                "running": True,
             }
         )
-        temp = path.with_name(path.name + ".tmp")
-        with contextlib.suppress(OSError):
-            temp.write_bytes(body)
-            temp.replace(path)
+        with contextlib.suppress(OSError, ArchiveError):
+            self._write_heartbeat(body)
+
+    def _write_heartbeat(self, body: bytes) -> None:
+        configured = self.config.metrics.heartbeat_file
+        if not configured:
+            self.writer.directory.atomic_write(HEARTBEAT_NAME, body)
+            return
+        path = Path(configured).expanduser()
+        with SafeDir.open_root(path.parent, writable=True, create=True) as folder:
+            folder.atomic_write(path.name, body)
+
+    def mark_stopped(self) -> None:
+        """Say in the heartbeat that the daemon stopped cleanly (``plsnap health`` then reports it stopped)."""
+        snapshot = self.last_snapshot
+        body = orjson.dumps(
+            {
+                "ts": format_ts(snapshot.ts) if snapshot else None,
+                "ok": False,
+                "error": "the daemon stopped",
+                "pid": os.getpid(),
+                "interval_s": self.last_interval,
+                "visibility": self.visibility,
+                "running": False,
+            }
+        )
+        with contextlib.suppress(OSError, ArchiveError):
+            self._write_heartbeat(body)
 
     def _guards_set(self) -> bool:
         policy = self.config.retention
         return bool(policy.max_bytes or policy.min_free)
 
     def _guard_inputs(self) -> tuple[list[Partition], RetentionConfig, retention.DiskUsage | None]:
-        partitions, _ = list_partitions(self.config.instance_dir)
+        partitions = list_partitions(self.writer.directory).partitions
         self.metrics.archive_bytes.set(sum(p.size for p in partitions))
         try:
-            disk = retention.disk_usage(self.config.instance_dir)
+            disk = retention.disk_usage(self.writer.directory)
         except OSError:
             disk = None
         return partitions, self.config.retention, disk
@@ -190,28 +316,39 @@ class Recorder:
             return self._prune(dry_run=dry_run, reason=reason)
 
     def _prune(self, *, dry_run: bool = False, reason: str = "schedule") -> list[retention.Decision]:
-        partitions, foreign = list_partitions(self.config.instance_dir)
-        for path in foreign:
-            log.warning("foreign file in archive left alone", path=str(path))
         if self.newest_ts is None:
-            self.newest_ts = ArchiveReader(self.config.instance_dir).newest_ts()
-        try:
-            disk = retention.disk_usage(self.config.instance_dir)
-        except OSError:
-            disk = None
-        protected = [self.writer.current_partition] if self.writer.current_partition else []
-        decisions = retention.plan(
-            partitions, self.config.retention, newest_snapshot=self.newest_ts, disk=disk, protected=protected
+            with ArchiveReader(self.instance_dir) as reader:
+                self.newest_ts = reader.newest_ts()
+        current = self.writer.current_partition
+        outcome = retention.run(
+            self.writer.directory,
+            self.config.retention,
+            newest_snapshot=self.newest_ts,
+            protected=[current] if current else [],
+            dry_run=dry_run,
         )
-        if dry_run:
-            return decisions
-        deleted = retention.delete(decisions, self.config.instance_dir)
-        for decision in deleted:
-            log.info("partition pruned", path=str(decision.partition.path), reason=decision.reason, trigger=reason)
-        self.metrics.pruned.inc(len(deleted))
-        remaining, _ = list_partitions(self.config.instance_dir)
-        self.metrics.archive_bytes.set(sum(p.size for p in remaining))
-        return decisions
+        for item in outcome.listing.foreign:
+            log.warning("foreign file in archive left alone", path=str(item.path), reason=item.reason)
+        for refusal in outcome.refused:
+            log.error("retention refused", detail=refusal)
+        for decision in outcome.deleted:
+            log.info(
+                "partition pruned",
+                path=str(decision.partition.path),
+                files=len(decision.partition.names),
+                reason=decision.reason,
+                trigger=reason,
+            )
+        self.metrics.pruned.inc(len(outcome.deleted))
+        kept = {d.partition.path for d in outcome.decisions if d.keep}
+        self.metrics.archive_bytes.set(sum(p.size for p in outcome.listing.partitions if p.path in kept))
+        return outcome.decisions
+
+    def stop_soon(self) -> None:
+        """From any thread: cut the attempt in progress short and take no new one (its result is not written:
+        a shutdown is not a failed sample)."""
+        self.stopping = True
+        self.source.abort()
 
     def close(self) -> None:
         """Close the frame, the writer lock and the connection."""
@@ -221,3 +358,11 @@ class Recorder:
                 self.writer.close()
             finally:
                 self.source.close()
+
+
+def _quoted_account(account: str) -> str:
+    """``'user'@'host'`` from ``user@host`` (as CURRENT_USER() returns it)."""
+    user, _, host = account.rpartition("@")
+    if not user:
+        return f"'{account}'"
+    return f"'{user}'@'{host}'"

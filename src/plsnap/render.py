@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,18 +19,22 @@ from plsnap.units import format_duration, format_size
 if TYPE_CHECKING:
     from plsnap.replay import AtResult, AtSession, Execution
     from plsnap.retention import Decision
-    from plsnap.summary import WindowSummary
+    from plsnap.summary import GapRange, WindowSummary
+    from plsnap.verify import VerifyReport
 
 INFO_WIDTH = 100
 
 
-def show_time(moment: datetime | None, *, utc: bool) -> str:
-    """``2026-11-28 03:14:00+09:00`` in local time, or ``2026-11-28 03:14:00Z`` with ``utc``."""
+Zone = tzinfo | None
+
+
+def show_time(moment: datetime | None, *, zone: Zone) -> str:
+    """``2026-11-28 03:14:00+09:00`` in ``zone`` (None: the local zone), or ``2026-11-28 03:14:00Z`` in UTC."""
     if moment is None:
         return "-"
-    if utc:
+    if zone is UTC:
         return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    local = moment.astimezone()
+    local = moment.astimezone(zone)
     offset = local.strftime("%z")
     return local.strftime("%Y-%m-%d %H:%M:%S") + f"{offset[:3]}:{offset[3:]}"
 
@@ -81,6 +85,7 @@ def at_json(result: AtResult) -> dict[str, Any]:
         "after": _sample_ref(result.after),
         "gaps": [{"ts": format_ts(g.ts), "error": g.error} for g in result.gaps],
         "interval_s": result.interval,
+        "visibility": result.visibility,
         "sessions": [_at_session(row) for row in result.sessions],
     }
 
@@ -116,7 +121,7 @@ def _at_session(row: AtSession) -> dict[str, Any]:
 AT_COLUMNS = ("id", "user", "host", "db", "command", "time", "state", "confidence", "started_at", "blocked_by", "info")
 
 
-def at_rows(result: AtResult, *, utc: bool, full: bool = False) -> list[list[Any]]:
+def at_rows(result: AtResult, *, zone: Zone, full: bool = False) -> list[list[Any]]:
     """Rows of the ``at`` table or CSV (CSV keeps UTC and the full text)."""
     rows = []
     for row in result.sessions:
@@ -132,7 +137,7 @@ def at_rows(result: AtResult, *, utc: bool, full: bool = False) -> list[list[Any
                 item["time"],
                 item["state"] or (f"idle in transaction ({item['trx_age']}s)" if item["trx_age"] is not None else ""),
                 item["confidence"],
-                item["started_at"] if full else show_time(started, utc=utc),
+                item["started_at"] if full else show_time(started, zone=zone),
                 ",".join(map(str, item["blocked_by"])),
                 item["info"] if full else _one_line(item["info"]),
             ]
@@ -140,11 +145,11 @@ def at_rows(result: AtResult, *, utc: bool, full: bool = False) -> list[list[Any
     return rows
 
 
-def at_table(result: AtResult, *, utc: bool) -> str:
+def at_table(result: AtResult, *, zone: Zone) -> str:
     """The human ``at`` report: which samples were used, gaps, then the sessions."""
-    lines = [f"at {show_time(result.at, utc=utc)}  (instance {result.instance})"]
-    lines.append(f"  sample before: {_describe_sample(result.before, result.at, utc)}")
-    lines.append(f"  sample after:  {_describe_sample(result.after, result.at, utc)}")
+    lines = [f"at {show_time(result.at, zone=zone)}  (instance {result.instance})"]
+    lines.append(f"  sample before: {_describe_sample(result.before, result.at, zone)}")
+    lines.append(f"  sample after:  {_describe_sample(result.after, result.at, zone)}")
     if result.gaps:
         errors = sorted({g.error or "" for g in result.gaps})
         lines.append(f"  gap: {len(result.gaps)} failed sample(s) around this instant ({'; '.join(errors)})")
@@ -152,19 +157,26 @@ def at_table(result: AtResult, *, utc: bool) -> str:
         lines.append("  note: the instant is before the first sample of the archive")
     elif result.after is None:
         lines.append("  note: the instant is after the last sample; nothing proves what still ran")
+    if result.visibility == "own":
+        lines.append(
+            "  note: these samples were taken by an account without the PROCESS privilege: they show only its own "
+            "sessions; other sessions may have been running"
+        )
+    elif result.visibility == "unknown":
+        lines.append("  note: whether the capture account could see every session is unknown")
     lines.append("")
     if not result.sessions:
         lines.append("no sessions running at this instant according to the samples")
     else:
-        lines.append(table(AT_COLUMNS, at_rows(result, utc=utc)))
+        lines.append(table(AT_COLUMNS, at_rows(result, zone=zone)))
     return "\n".join(lines)
 
 
-def _describe_sample(snapshot: Snapshot | None, moment: datetime, utc: bool) -> str:
+def _describe_sample(snapshot: Snapshot | None, moment: datetime, zone: Zone) -> str:
     if snapshot is None:
         return "none"
     delta = (snapshot.ts - moment).total_seconds()
-    return f"{show_time(snapshot.ts, utc=utc)} ({delta:+.0f}s, {snapshot.session_count or 0} sessions)"
+    return f"{show_time(snapshot.ts, zone=zone)} ({delta:+.0f}s, {snapshot.session_count or 0} sessions)"
 
 
 def window_json(summary: WindowSummary) -> dict[str, Any]:
@@ -178,9 +190,20 @@ def window_json(summary: WindowSummary) -> dict[str, Any]:
         "samples": summary.samples,
         "gap_samples": summary.gap_samples,
         "gaps": [
-            {"from": format_ts(g.first), "to": format_ts(g.last), "count": g.count, "error": g.error}
+            {
+                "from": format_ts(g.first),
+                "to": format_ts(g.last),
+                "count": g.count,
+                "error": g.error,
+                "kind": g.kind,
+                "seconds": round(g.seconds, 3),
+            }
             for g in summary.gaps
         ],
+        "outside_archive": [
+            {"from": format_ts(span.first), "to": format_ts(span.last), "side": span.side} for span in summary.outside
+        ],
+        "own_sessions_only_samples": summary.own_only_samples,
         "total_active_seconds": summary.total_active_seconds,
         "top": [
             {
@@ -245,31 +268,37 @@ def window_top_rows(summary: WindowSummary, *, full: bool = False) -> list[list[
     ]
 
 
-def window_table(summary: WindowSummary, *, utc: bool) -> str:
+def window_table(summary: WindowSummary, *, zone: Zone) -> str:
     """The human ``window`` report."""
     lines = [
-        f"window {show_time(summary.start, utc=utc)} .. {show_time(summary.end, utc=utc)}  "
+        f"window {show_time(summary.start, zone=zone)} .. {show_time(summary.end, zone=zone)}  "
         f"(instance {summary.instance})",
         f"  samples: {summary.samples}, failed samples: {summary.gap_samples}, "
         f"interval: {format_duration(summary.interval) if summary.interval else 'unknown'}, "
         f"estimated active time: {summary.total_active_seconds:g}s",
     ]
     lines += [f"  note: {w}" for w in summary.warnings]
+    for span in summary.outside:
+        where = "before the archive begins" if span.side == "before" else "after the archive ends"
+        lines.append(f"  outside: {show_time(span.first, zone=zone)} .. {show_time(span.last, zone=zone)} is {where}")
     for gap in summary.gaps[:10]:
-        lines.append(
-            f"  gap: {show_time(gap.first, utc=utc)} .. {show_time(gap.last, utc=utc)} ({gap.count}x): {gap.error}"
-        )
+        lines.append(f"  gap: {show_time(gap.first, zone=zone)} .. {show_time(gap.last, zone=zone)} {_gap_text(gap)}")
     if len(summary.gaps) > 10:
-        lines.append(f"  ... and {len(summary.gaps) - 10} more gap ranges")
+        lines.append(f"  ... and {len(summary.gaps) - 10} more gap ranges (see --format json)")
     lines += ["", f"top {summary.by} by estimated active time:"]
-    lines.append(table(TOP_COLUMNS, window_top_rows(summary)) if summary.groups else "  (nothing was running)")
+    if summary.groups:
+        lines.append(table(TOP_COLUMNS, window_top_rows(summary)))
+    elif summary.samples:
+        lines.append("  (nothing was running in any sample)")
+    else:
+        lines.append("  (no successful sample: activity unknown)")
     lines += ["", "longest executions (seen running for at least min_s; ended by max_s):"]
     if summary.longest:
         rows = [
             [
                 e.session_id,
                 e.last.user,
-                show_time(e.started_at or e.first_seen, utc=utc),
+                show_time(e.started_at or e.first_seen, zone=zone),
                 f"{e.min_duration:.0f}",
                 f"{e.max_duration:.0f}" if e.max_duration is not None else "still running",
                 _one_line(e.info, 70),
@@ -284,20 +313,29 @@ def window_table(summary: WindowSummary, *, utc: bool) -> str:
     for b in summary.activity:
         bar = "#" * round(30 * b.mean_running / peak)
         lines.append(
-            f"  {show_time(b.start, utc=utc)}  {b.mean_running:6.1f} / {b.max_running:<4d} {bar}"
+            f"  {show_time(b.start, zone=zone)}  {b.mean_running:6.1f} / {b.max_running:<4d} {bar}"
             if b.samples
-            else f"  {show_time(b.start, utc=utc)}    no samples"
+            else f"  {show_time(b.start, zone=zone)}    no samples"
         )
     return "\n".join(lines)
+
+
+def _gap_text(gap: GapRange) -> str:
+    span = format_duration(round(gap.seconds)) if gap.seconds >= 1 else "0s"
+    if gap.kind == "no_samples":
+        return f"({span}, about {gap.count} sample(s) missing): no samples recorded"
+    if gap.kind == "not_recorded":
+        return f"({span}, {gap.count} sample(s) not recorded): {gap.error}"
+    return f"({gap.count} failed sample(s)): {gap.error}"
 
 
 SNAPSHOT_COLUMNS = ("ts", "source", "duration_ms", "sessions", "running", "error")
 
 
-def snapshot_row(snapshot: Snapshot, *, utc: bool | None) -> list[Any]:
-    """One ``snapshots`` row; ``utc=None`` keeps the raw UTC ``ts`` (JSON/CSV)."""
+def snapshot_row(snapshot: Snapshot, *, zone: Zone, raw: bool = False) -> list[Any]:
+    """One ``snapshots`` row; ``raw`` keeps the UTC ``ts`` text (JSON/CSV)."""
     return [
-        format_ts(snapshot.ts) if utc is None else show_time(snapshot.ts, utc=utc),
+        format_ts(snapshot.ts) if raw else show_time(snapshot.ts, zone=zone),
         snapshot.source,
         snapshot.duration_ms,
         snapshot.session_count,
@@ -309,12 +347,17 @@ def snapshot_row(snapshot: Snapshot, *, utc: bool | None) -> list[Any]:
 PRUNE_COLUMNS = ("action", "partition", "size", "reason")
 
 
+def _partition_label(decision: Decision, instance_dir: Any) -> str:
+    part = decision.partition
+    label = str(part.path.relative_to(instance_dir))
+    if part.damaged:
+        label += f" (+{len(part.damaged)} damaged: {', '.join(part.damaged)})"
+    return label
+
+
 def prune_rows(decisions: Sequence[Decision], instance_dir: Any) -> list[list[Any]]:
-    """One row per partition: action, relative path, size, reason."""
-    return [
-        [d.action, str(d.partition.path.relative_to(instance_dir)), format_size(d.partition.size), d.reason]
-        for d in decisions
-    ]
+    """One row per partition: action, relative path (with its damaged files), size, reason."""
+    return [[d.action, _partition_label(d, instance_dir), format_size(d.partition.size), d.reason] for d in decisions]
 
 
 def prune_json(decisions: Sequence[Decision], instance_dir: Any, dry_run: bool) -> dict[str, Any]:
@@ -325,10 +368,51 @@ def prune_json(decisions: Sequence[Decision], instance_dir: Any, dry_run: bool) 
             {
                 "action": d.action,
                 "partition": str(d.partition.path.relative_to(instance_dir)),
+                "files": [str(p.relative_to(instance_dir)) for p in d.partition.paths],
                 "start": format_ts(d.partition.start),
                 "bytes": d.partition.size,
                 "reason": d.reason,
             }
             for d in decisions
         ],
+    }
+
+
+VERIFY_COLUMNS = ("partition", "status", "snapshots", "lost", "unverified", "detail")
+
+
+def verify_rows(report: VerifyReport, instance_dir: Any) -> list[list[Any]]:
+    """One row per partition checked."""
+    return [
+        [
+            str(c.partition.path.relative_to(instance_dir)),
+            c.status,
+            c.snapshots,
+            c.lost_text,
+            c.unverified,
+            "; ".join(c.problems) if c.problems else ("being written (or left by a crash)" if c.open_tail else ""),
+        ]
+        for c in report.partitions
+    ]
+
+
+def verify_json(report: VerifyReport, instance_dir: Any) -> dict[str, Any]:
+    """The ``plsnap verify --format json`` object."""
+    return {
+        "ok": not report.damaged,
+        "partitions": [
+            {
+                "partition": str(c.partition.path.relative_to(instance_dir)),
+                "files": [str(p.relative_to(instance_dir)) for p in c.partition.paths],
+                "status": c.status,
+                "snapshots": c.snapshots,
+                "lost": c.lost,
+                "lost_unknown": c.lost_unknown,
+                "lost_estimate": c.lost_estimate,
+                "unverified": c.unverified,
+                "problems": c.problems,
+            }
+            for c in report.partitions
+        ],
+        "foreign": [{"path": str(f.path), "reason": f.reason} for f in report.foreign],
     }

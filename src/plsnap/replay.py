@@ -152,6 +152,7 @@ class AtResult:
     gaps: tuple[Snapshot, ...]
     sessions: tuple[AtSession, ...]
     interval: float | None
+    visibility: str | None = None
 
     @property
     def in_gap(self) -> bool:
@@ -184,6 +185,8 @@ def sessions_at(
         rows = [row for row in rows if row.execution.active or row.session.id in blockers]
     rows.sort(key=_order)
     intervals = [s.interval_s for s in samples if s.interval_s]
+    seen = {s.visibility for s in (before, after) if s is not None}
+    visibility = next((v for v in ("own", "unknown", "all") if v in seen), None)
     return AtResult(
         at=moment,
         instance=instance,
@@ -192,6 +195,7 @@ def sessions_at(
         gaps=gaps,
         sessions=tuple(rows),
         interval=intervals[-1] if intervals else None,
+        visibility=visibility,
     )
 
 

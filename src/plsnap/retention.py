@@ -2,21 +2,23 @@
 
 The age window is measured from the newest stored snapshot, not from "now" (as restic does): after a month-long
 outage of the daemon, the history from just before it is what an investigator needs. The size (``max_bytes``)
-and free-space (``min_free``) guards still apply. The newest partition and any ``protected`` one (the partition
-being written) are never deleted, so a plan can never keep nothing.
+and free-space (``min_free``) guards still apply. Damaged files set aside beside a partition count toward both
+guards and go with their partition. The newest partition and any ``protected`` one (the partition being
+written) are never deleted, so a plan can never keep nothing. Deleting never follows a symlink and never
+leaves the instance directory.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from plsnap.archive.layout import Partition
+from plsnap.archive.fs import SafeDir
+from plsnap.archive.layout import Listing, Partition, list_partitions
 from plsnap.config import MinFree, RetentionConfig
+from plsnap.errors import ArchiveError
 from plsnap.model import format_ts
 from plsnap.units import format_duration, format_size
 
@@ -43,10 +45,20 @@ class Decision:
         return "keep" if self.keep else "delete"
 
 
-def disk_usage(path: Path) -> DiskUsage:
-    """Total and free bytes (as an unprivileged user sees them) of the filesystem holding ``path``."""
-    stats = os.statvfs(path)
-    return DiskUsage(total=stats.f_blocks * stats.f_frsize, free=stats.f_bavail * stats.f_frsize)
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A retention run: every decision, what was deleted, and what could not be."""
+
+    decisions: list[Decision]
+    deleted: list[Decision]
+    refused: list[str]
+    listing: Listing
+
+
+def disk_usage(directory: SafeDir) -> DiskUsage:
+    """Total and free bytes (as an unprivileged user sees them) of the filesystem holding ``directory``."""
+    total, free = directory.free_space()
+    return DiskUsage(total=total, free=free)
 
 
 def plan(
@@ -61,20 +73,17 @@ def plan(
     ordered = sorted(partitions, key=lambda p: p.start)
     if not ordered:
         return []
-    shielded = {Path(p) for p in protected} | {ordered[-1].path}
+    written = {Path(p) for p in protected}
+    shielded = written | {ordered[-1].path}
     reference = newest_snapshot or ordered[-1].end
     cutoff = reference - timedelta(seconds=policy.max_age)
     age_text = format_duration(policy.max_age)
     reasons: dict[Path, tuple[bool, str]] = {}
     for part in ordered:
         if part.path in shielded:
-            label = "being written" if part.path in {Path(p) for p in protected} else "newest partition"
-            reasons[part.path] = (True, label)
+            reasons[part.path] = (True, "being written" if part.path in written else "newest partition")
         elif part.end <= cutoff:
-            reasons[part.path] = (
-                False,
-                f"older than {age_text} before the newest snapshot ({format_ts(reference)})",
-            )
+            reasons[part.path] = (False, f"older than {age_text} before the newest snapshot ({format_ts(reference)})")
         else:
             reasons[part.path] = (True, f"within {age_text} of the newest snapshot")
     kept = [p for p in ordered if reasons[p.path][0]]
@@ -123,34 +132,55 @@ def guard_tripped(partitions: Sequence[Partition], policy: RetentionConfig, disk
     return bool(policy.min_free is not None and disk is not None and disk.free < policy.min_free.required(disk.total))
 
 
-def delete(decisions: Iterable[Decision], instance_dir: Path) -> list[Decision]:
-    """Delete the partitions marked ``delete`` and then-empty date folders; return what was deleted."""
+def delete(decisions: Iterable[Decision], instance: SafeDir) -> tuple[list[Decision], list[str]]:
+    """Delete every file of the partitions marked ``delete``, then empty date folders.
+
+    Returns (deleted decisions, refusals): a date folder that is a symlink, not ours, or gone is refused and
+    left alone, with the reason.
+    """
     deleted: list[Decision] = []
-    touched: set[Path] = set()
+    refused: list[str] = []
+    touched: set[str] = set()
     for decision in decisions:
         if decision.keep:
             continue
-        path = decision.partition.path
-        if path.parent.parent != instance_dir:
-            continue
+        part = decision.partition
         try:
-            path.unlink()
+            folder = instance.subdir(part.date_name)
         except FileNotFoundError:
             continue
-        deleted.append(decision)
-        touched.add(path.parent)
-    for folder in touched:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        except ArchiveError as exc:
+            refused.append(str(exc))
+            continue
+        with folder:
+            removed = [name for name in part.names if folder.unlink(name)]
+            folder.fsync()
+        if removed:
+            deleted.append(decision)
+            touched.add(part.date_name)
+    for name in touched:
+        instance.rmdir(name)
     if touched:
-        _fsync_dir(instance_dir)
-    return deleted
+        instance.fsync()
+    return deleted, refused
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def run(
+    instance: SafeDir,
+    policy: RetentionConfig,
+    *,
+    newest_snapshot: datetime | None,
+    protected: Iterable[Path] = (),
+    dry_run: bool = False,
+) -> Outcome:
+    """List, plan and (unless ``dry_run``) delete: the one retention procedure of the daemon and ``prune``."""
+    listing = list_partitions(instance)
+    try:
+        disk: DiskUsage | None = disk_usage(instance)
+    except OSError:
+        disk = None
+    decisions = plan(listing.partitions, policy, newest_snapshot=newest_snapshot, disk=disk, protected=protected)
+    if dry_run:
+        return Outcome(decisions, [], [], listing)
+    deleted, refused = delete(decisions, instance)
+    return Outcome(decisions, deleted, refused, listing)

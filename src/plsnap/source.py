@@ -1,30 +1,45 @@
-"""Sampling the processlist: one persistent PyMySQL connection, a flavour probe, and the source choice.
+"""Sampling the processlist: one persistent connection, a probe of the server and of what the account may see,
+the source choice, and rows turned into a :class:`~plsnap.model.Snapshot`.
 
-``Source.sample()`` never raises: a failed attempt returns a gap :class:`Snapshot` (``sessions=None``) whose
-``error`` is a one-line message, closes the connection, and the next call reconnects. Every socket operation is
-bounded (connect, read and write timeouts) and the server is asked to stop the query itself
-(``max_statement_time`` on MariaDB, ``max_execution_time`` on MySQL).
+``Source.sample()`` never raises: a failed attempt returns a gap snapshot (``sessions=None``) whose ``error``
+is one line, closes the connection, and the next call reconnects. Every attempt has a hard deadline
+(``connect_timeout + read_timeout`` when it must connect, ``read_timeout`` otherwise): when it passes, the
+socket is shut down, whatever the server is doing (a server that drips one byte every second defeats
+per-read timeouts). The server is asked to stop the query itself too (``max_statement_time`` on MariaDB,
+``max_execution_time`` on MySQL).
+
+The server is reached only through a :data:`~plsnap.connection.Connector` (the seam tests use).
 """
 
 from __future__ import annotations
 
 import base64
-import configparser
 import functools
+import re
 import ssl
+import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pymysql
-from pymysql.constants import FIELD_TYPE
-
 from plsnap.config import Config, defaults_file
-from plsnap.errors import SourceError
-from plsnap.fingerprint import fingerprint, mask_password_statements, redact_literals
+from plsnap.connection import (
+    Connection,
+    ConnectionLost,
+    Connector,
+    ConnectParams,
+    Result,
+    ServerError,
+    pymysql_connector,
+)
+from plsnap.errors import ConfigError, SourceError
+from plsnap.fingerprint import fingerprint
+from plsnap.masking import mask_secrets, redact_literals
 from plsnap.model import Session, Snapshot
+from plsnap.optionfile import ClientOptions, read_client_options
 
 SOURCE_NAMES = {
     "show": "show_full_processlist",
@@ -37,9 +52,12 @@ DEFAULT_SOCKETS = (
     "/var/lib/mysql/mysql.sock",
     "/tmp/mysql.sock",  # noqa: S108
 )
+#: Every statement plsnap sends carries this comment; rows running one of them (plsnap's own statements, on this
+#: or another instance's connection) are recognised by their whole text and left out of the samples.
+TAG = "/* plsnap */"
 MARIADB_IS_COLUMNS = (
     "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO_BINARY AS INFO, TIME_MS, STAGE, MAX_STAGE, PROGRESS, "
-    "MEMORY_USED, MAX_MEMORY_USED, EXAMINED_ROWS, QUERY_ID, TID"
+    "MEMORY_USED, EXAMINED_ROWS"
 )
 BASE_COLUMNS = "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO"
 P_S_THREADS_COLUMNS = (
@@ -47,21 +65,21 @@ P_S_THREADS_COLUMNS = (
     "PROCESSLIST_COMMAND AS COMMAND, PROCESSLIST_TIME AS TIME, PROCESSLIST_STATE AS STATE, "
     "PROCESSLIST_INFO AS INFO"
 )
-_NUMBER_CONV = {
-    FIELD_TYPE.TINY: int,
-    FIELD_TYPE.SHORT: int,
-    FIELD_TYPE.LONG: int,
-    FIELD_TYPE.LONGLONG: int,
-    FIELD_TYPE.INT24: int,
-    FIELD_TYPE.YEAR: int,
-    FIELD_TYPE.FLOAT: float,
-    FIELD_TYPE.DOUBLE: float,
-    FIELD_TYPE.DECIMAL: float,
-    FIELD_TYPE.NEWDECIMAL: float,
+PROBE = f"SELECT {TAG} VERSION(), @@version_comment, @@performance_schema, CONNECTION_ID(), CURRENT_USER()"
+SHOW_GRANTS = f"SHOW {TAG} GRANTS"
+QUERIES = {
+    "show": f"SHOW {TAG} FULL PROCESSLIST",
+    "is_mariadb": f"SELECT {TAG} {MARIADB_IS_COLUMNS} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",  # noqa: S608
+    "is": f"SELECT {TAG} {BASE_COLUMNS} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",  # noqa: S608
+    "ps": f"SELECT {TAG} {BASE_COLUMNS} FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()",  # noqa: S608
+    "ps_threads": (
+        f"SELECT {TAG} {P_S_THREADS_COLUMNS} FROM performance_schema.threads "  # noqa: S608
+        "WHERE PROCESSLIST_ID IS NOT NULL AND PROCESSLIST_ID <> CONNECTION_ID()"
+    ),
 }
 _LOCKS_SELECT = (
-    "SELECT t.trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), t.trx_state, t.trx_rows_locked, "
-    "GROUP_CONCAT(DISTINCT b.trx_mysql_thread_id) FROM information_schema.INNODB_TRX t "
+    f"SELECT {TAG} t.trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), t.trx_state, "  # noqa: S608
+    "t.trx_rows_locked, GROUP_CONCAT(DISTINCT b.trx_mysql_thread_id) FROM information_schema.INNODB_TRX t "
 )
 _LOCKS_GROUP = " GROUP BY t.trx_id, t.trx_mysql_thread_id, t.trx_started, t.trx_state, t.trx_rows_locked"
 LOCKS_INNODB = (
@@ -72,19 +90,25 @@ LOCKS_P_S = (
     _LOCKS_SELECT + "LEFT JOIN performance_schema.data_lock_waits w ON w.REQUESTING_ENGINE_TRANSACTION_ID = t.trx_id "
     "LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID" + _LOCKS_GROUP
 )
+#: The whole texts of plsnap's own capture statements (as the processlist shows them).
+OWN_STATEMENTS = frozenset(text.encode() for text in (*QUERIES.values(), LOCKS_INNODB, LOCKS_P_S, PROBE, SHOW_GRANTS))
 
 #: MariaDB's information_schema.PROCESSLIST cuts statement text at this many bytes (INFO and INFO_BINARY alike);
 #: INFO is also utf8mb3 there (4-byte characters become "?"), so plsnap reads INFO_BINARY instead.
 IS_INFO_CAP = 65535
 #: Columns that say nothing about a session without a statement but change at every sample (they would cost
-#: compression): omitted on idle rows. ``memory_used`` and the ids stay.
-_IDLE_NOISE = frozenset({"time_ms", "stage", "max_stage", "progress", "examined_rows"})
+#: compression): omitted on idle rows.
+_IDLE_NOISE = frozenset({"time_ms", "stage", "max_stage", "progress", "examined_rows", "memory_used"})
 _BASE_KEYS = ("id", "user", "host", "db", "command", "time", "state", "info", "time_ms")
+#: Server error codes that mean "this account may not read that": the capture degrades, it does not fail.
+DENIED = frozenset({1142, 1143, 1227, 1044, 1045, 1370})
+_GRANT_ON_ALL = re.compile(r"^GRANT\s+(.*?)\s+ON\s+\*\.\*\s+TO\s", re.IGNORECASE | re.DOTALL)
+_ROLE_GRANT = re.compile(r"^GRANT\s+((?:`[^`]*`(?:@`[^`]*`)?\s*,?\s*)+)\s+TO\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
-    """What the probe learned about the server."""
+    """What the probe learned about the server and the account."""
 
     flavour: str
     version: str
@@ -92,6 +116,9 @@ class ServerInfo:
     performance_schema: bool
     connection_id: int
     tls: bool
+    account: str = ""
+    visibility: str = "unknown"
+    grants: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -100,7 +127,7 @@ class ServerInfo:
 
 
 def choose_source(requested: str, info: ServerInfo) -> str:
-    """The source to query: ``requested`` unless it is ``auto`` (DESIGN §4)."""
+    """The source to query: ``requested`` unless it is ``auto`` (docs/architecture.md, "Capture")."""
     if requested != "auto":
         return requested
     if info.flavour == "MariaDB":
@@ -119,185 +146,346 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2]
 
 
-def build_connect_kwargs(config: Config, password: str | None) -> dict[str, Any]:
-    """PyMySQL keyword arguments for ``config`` (the password is passed in, never read from argv)."""
+def flavour_of(version: str, comment: str) -> str:
+    """``MariaDB``, ``Percona`` or ``MySQL`` from ``VERSION()`` and ``@@version_comment``."""
+    if "mariadb" in version.lower() or "mariadb" in comment.lower():
+        return "MariaDB"
+    if "percona" in comment.lower() or "percona" in version.lower():
+        return "Percona"
+    return "MySQL"
+
+
+def visibility_from_grants(grants: Iterable[str]) -> str | None:
+    """``all`` when the grants give PROCESS (or ALL PRIVILEGES) on ``*.*``, else None (look at roles next)."""
+    for line in grants:
+        match = _GRANT_ON_ALL.match(line.strip())
+        if match:
+            granted = {p.strip().upper() for p in match.group(1).split(",")}
+            if "PROCESS" in granted or "ALL PRIVILEGES" in granted or "ALL" in granted:
+                return "all"
+    return None
+
+
+def granted_roles(grants: Iterable[str]) -> list[str]:
+    """The roles granted to the account (``GRANT `r` TO ...`` lines, without ``ON``)."""
+    roles = []
+    for line in grants:
+        text = line.strip()
+        if " ON " in text.upper():
+            continue
+        match = _ROLE_GRANT.match(text)
+        if match:
+            roles += [r.strip() for r in match.group(1).split(",") if r.strip()]
+    return roles
+
+
+def connect_params(config: Config, password: str | None) -> ConnectParams:
+    """Connection parameters from the config, the MySQL option file and ``password`` (never from argv)."""
     mysql = config.mysql
-    kwargs: dict[str, Any] = {
-        "connect_timeout": mysql.connect_timeout,
-        "read_timeout": mysql.read_timeout,
-        "write_timeout": mysql.write_timeout,
-        "use_unicode": False,
-        "charset": "utf8mb4",
-        "autocommit": True,
-        "conv": dict(_NUMBER_CONV),
-        "program_name": "plsnap",
-    }
     option_file = defaults_file(config)
-    option_values: dict[str, str] = {}
-    if option_file is not None:
-        kwargs["read_default_file"] = str(option_file)
-        option_values = _client_options(option_file)
-    if mysql.user:
-        kwargs["user"] = mysql.user
-    if password is not None:
-        kwargs["password"] = password
+    options = read_client_options(option_file) if option_file is not None else ClientOptions()
+    unix_socket: str | None = None
+    host: str | None = None
+    port = mysql.port
     if mysql.socket:
-        kwargs["unix_socket"] = mysql.socket
+        unix_socket = mysql.socket
     elif mysql.host:
-        kwargs["host"] = mysql.host
-        kwargs["port"] = mysql.port
-    elif "socket" not in option_values and "host" not in option_values:
-        default_socket = next((s for s in DEFAULT_SOCKETS if Path(s).exists()), None)
-        if default_socket is not None:
-            kwargs["unix_socket"] = default_socket
-        else:
-            kwargs["host"], kwargs["port"] = "127.0.0.1", mysql.port
-    over_socket = "unix_socket" in kwargs or ("socket" in option_values and "host" not in kwargs)
-    kwargs.update(_ssl_kwargs(config, over_socket))
-    return kwargs
+        host = mysql.host
+    elif options.socket:
+        unix_socket = options.socket
+    elif options.host and options.host != "localhost":
+        host, port = options.host, options.port or mysql.port
+    else:
+        unix_socket = next((s for s in DEFAULT_SOCKETS if Path(s).exists()), None)
+        if unix_socket is None:
+            host = "127.0.0.1"
+    if host is not None and options.port and not mysql.host:
+        port = options.port
+    over_socket = unix_socket is not None
+    context, disabled = _ssl_setup(config, over_socket, options)
+    return ConnectParams(
+        user=mysql.user or options.user,
+        password=password if password is not None else options.password,
+        host=host,
+        port=port,
+        unix_socket=unix_socket,
+        connect_timeout=mysql.connect_timeout,
+        read_timeout=mysql.read_timeout,
+        write_timeout=mysql.write_timeout,
+        ssl_context=context,
+        ssl_disabled=disabled,
+    )
 
 
-def _client_options(path: Path) -> dict[str, str]:
-    parser = configparser.RawConfigParser(allow_no_value=True, strict=False)
-    try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
-        return {}
-    if not parser.has_section("client"):
-        return {}
-    return {k: v or "" for k, v in parser.items("client")}
-
-
-def _ssl_kwargs(config: Config, over_socket: bool) -> dict[str, Any]:
+def _ssl_setup(config: Config, over_socket: bool, options: ClientOptions) -> tuple[ssl.SSLContext | None, bool]:
     mysql = config.mysql
     mode = mysql.ssl_mode
-    if mode == "disabled" or (mode == "preferred" and over_socket and not mysql.ssl_ca):
-        return {"ssl_disabled": True}
-    if mode == "preferred" and not mysql.ssl_ca:
-        return {}
-    context = ssl.create_default_context(cafile=mysql.ssl_ca or None)
-    if mysql.ssl_cert:
-        context.load_cert_chain(mysql.ssl_cert, mysql.ssl_key or None)
+    ca = mysql.ssl_ca or options.ssl_ca
+    cert, key = (mysql.ssl_cert, mysql.ssl_key) if mysql.ssl_cert else (options.ssl_cert, options.ssl_key)
+    if mode == "disabled" or (mode == "preferred" and over_socket and not ca):
+        return None, True
+    if mode == "preferred" and not ca:
+        return None, False
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+        if cert:
+            context.load_cert_chain(cert, key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"[mysql] TLS setup failed: {exc.strerror if isinstance(exc, OSError) else exc}") from None
     if mode in ("preferred", "required"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif mode == "verify_ca":
         context.check_hostname = False
         context.verify_mode = ssl.CERT_REQUIRED
-    return {"ssl": context}
+    return context, False
+
+
+class _Deadline:
+    """One watchdog thread per source: aborts the current connection when an attempt outlives its deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: float | None = None
+        self._target: Connection | None = None
+        self.fired = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def arm(self, seconds: float, target: Connection | None) -> None:
+        with self._cond:
+            self._due = time.monotonic() + seconds
+            self._target = target
+            self.fired = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="plsnap-deadline", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def retarget(self, target: Connection | None) -> None:
+        with self._cond:
+            self._target = target
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._due = None
+            self._target = None
+
+    def abort_now(self) -> None:
+        with self._cond:
+            target = self._target
+            self.fired = True
+        if target is not None:
+            target.abort()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._due = None
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._due is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._due - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                target, self._due = self._target, None
+                self.fired = True
+                if target is not None:
+                    target.abort()
 
 
 class Source:
-    """A processlist source bound to one server; call :meth:`sample` once per tick, :meth:`close` at the end."""
+    """A processlist source bound to one server; call :meth:`sample` once per tick, :meth:`close` at the end.
 
-    def __init__(self, config: Config, password: str | None, *, instance: str | None = None) -> None:
+    ``connector`` makes connections (default: PyMySQL); tests pass one that answers with canned result sets.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        password: str | None,
+        *,
+        instance: str | None = None,
+        connector: Connector | None = None,
+    ) -> None:
         self.config = config
         self.instance = instance or config.instance
         self._password = password
-        self._conn: Any = None
+        self._connector: Connector = connector or pymysql_connector
+        self._conn: Connection | None = None
+        self._deadline = _Deadline()
+        self._stopping = False
         self.info: ServerInfo | None = None
         self.kind: str | None = None
         self.locks_error: str | None = None
+        self.timeout_error: str | None = None
+        self.fallback: str | None = None
 
     def __repr__(self) -> str:
         return f"Source(instance={self.instance!r}, kind={self.kind!r})"
 
+    @property
+    def attempt_deadline(self) -> float:
+        """Seconds an attempt may take: connect + read timeout when it must connect, else the read timeout."""
+        mysql = self.config.mysql
+        return mysql.read_timeout + (mysql.connect_timeout if self._conn is None else 0.0)
+
     def connect(self) -> ServerInfo:
-        """Open the connection, probe the server and set the statement timeout; SourceError on failure."""
-        self.close()
-        try:
-            kwargs = build_connect_kwargs(self.config, self._password)
-        except (OSError, ssl.SSLError) as exc:
-            raise SourceError(f"TLS setup failed: {exc}") from None
-        try:
-            conn = pymysql.connect(**kwargs)
-        except pymysql.MySQLError as exc:
-            raise SourceError(f"connect failed: {describe_error(exc)}") from None
-        except (OSError, ssl.SSLError, ValueError, RuntimeError) as exc:
-            raise SourceError(f"connect failed: {exc}") from None
+        """Open the connection, probe the server and the account, set the statement timeout; SourceError on
+        failure (the message never holds a password)."""
+        self.close_connection()
+        params = connect_params(self.config, self._password)
+        conn = self._connector(params)
         self._conn = conn
+        self._deadline.retarget(conn)
         try:
+            conn.open()
             info = self._probe(conn)
             mode = self.config.mysql.ssl_mode
             if mode in ("required", "verify_ca", "verify_identity") and not info.tls:
                 raise SourceError(f"ssl_mode = {mode} but the server did not negotiate TLS; refusing to continue")
             self._set_statement_timeout(conn, info)
-        except pymysql.MySQLError as exc:
-            self.close()
-            raise SourceError(f"probe failed: {describe_error(exc)}") from None
+        except ServerError as exc:
+            self.close_connection()
+            raise SourceError(f"connect to {params.address} failed: {exc}") from None
+        except ConnectionLost as exc:
+            self.close_connection()
+            raise SourceError(self._lost_message(f"connect to {params.address} failed", exc)) from None
         except SourceError:
-            self.close()
+            self.close_connection()
             raise
         self.info = info
         self.kind = choose_source(self.config.capture.source, info)
+        self.fallback = None
+        self.locks_error = None
         return info
 
-    def _probe(self, conn: Any) -> ServerInfo:
-        with conn.cursor() as cur:
-            cur.execute("SELECT VERSION(), @@version_comment, @@performance_schema, CONNECTION_ID()")
-            version_b, comment_b, pfs, conn_id = cur.fetchone()
+    def _lost_message(self, what: str, exc: ConnectionLost) -> str:
+        if self._deadline.fired and not self._stopping:
+            return f"{what}: the attempt passed its deadline of {self.attempt_deadline:g}s and was cut off"
+        if self._stopping:
+            return f"{what}: stopped (shutdown)"
+        return f"{what}: {exc}"
+
+    def _probe(self, conn: Connection) -> ServerInfo:
+        result = conn.query(PROBE)
+        if not result.rows:
+            raise ConnectionLost("the probe returned no row")
+        version_b, comment_b, pfs, conn_id, account_b = result.rows[0][:5]
         version = _decode(version_b) or ""
         comment = _decode(comment_b) or ""
-        if "mariadb" in version.lower() or "mariadb" in comment.lower():
-            flavour = "MariaDB"
-        elif "percona" in comment.lower():
-            flavour = "Percona"
-        else:
-            flavour = "MySQL"
+        grants: tuple[str, ...] = ()
+        visibility = "unknown"
+        try:
+            grants = tuple(_decode(row[0]) or "" for row in conn.query(SHOW_GRANTS).rows)
+            visibility = visibility_from_grants(grants) or self._role_visibility(conn, grants)
+        except ServerError:
+            visibility = "unknown"
         return ServerInfo(
-            flavour=flavour,
+            flavour=flavour_of(version, comment),
             version=version,
             version_tuple=parse_version(version),
-            performance_schema=bool(int(pfs or 0)),
+            performance_schema=_truthy(pfs),
             connection_id=int(conn_id),
-            tls=isinstance(getattr(conn, "_sock", None), ssl.SSLSocket),
+            tls=conn.tls,
+            account=_decode(account_b) or "",
+            visibility=visibility,
+            grants=grants,
         )
 
-    def _set_statement_timeout(self, conn: Any, info: ServerInfo) -> None:
+    def _role_visibility(self, conn: Connection, grants: Sequence[str]) -> str:
+        roles = granted_roles(grants)
+        if not roles:
+            return "own"
+        for role in roles:
+            try:
+                rows = conn.query(f"SHOW {TAG} GRANTS FOR {role}").rows
+            except ServerError:
+                return "unknown"
+            if visibility_from_grants(_decode(r[0]) or "" for r in rows) == "all":
+                return "all"
+        return "own"
+
+    def _set_statement_timeout(self, conn: Connection, info: ServerInfo) -> None:
         seconds = self.config.mysql.statement_timeout
+        self.timeout_error = None
         if seconds <= 0:
             return
-        with conn.cursor() as cur:
+        try:
             if info.flavour == "MariaDB":
-                cur.execute(f"SET SESSION max_statement_time = {seconds:.3f}")
+                conn.query(f"SET {TAG} SESSION max_statement_time = {seconds:.3f}")
             elif info.version_tuple >= (5, 7, 8):
-                cur.execute(f"SET SESSION max_execution_time = {int(seconds * 1000)}")
+                conn.query(f"SET {TAG} SESSION max_execution_time = {int(seconds * 1000)}")
+        except ServerError as exc:
+            self.timeout_error = str(exc)
 
-    def close(self) -> None:
+    def close_connection(self) -> None:
         """Close the connection if open; never raises."""
         conn, self._conn = self._conn, None
+        self._deadline.retarget(None)
         if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                conn._force_close()
+            conn.close()
+
+    def close(self) -> None:
+        """Close the connection and stop the deadline thread."""
+        self.close_connection()
+        self._deadline.close()
+
+    def abort(self) -> None:
+        """Cut the attempt in progress short (a stop signal); the sample returns a gap at once."""
+        self._stopping = True
+        self._deadline.abort_now()
 
     def sample(self) -> Snapshot:
-        """One snapshot now, or a gap snapshot whose ``error`` says why; never raises."""
+        """One snapshot now, or a gap snapshot whose ``error`` says why; never raises, never outlives its
+        deadline by more than the time to tear the socket down."""
         ts = datetime.now(UTC)
         started = time.perf_counter()
+        self._deadline.arm(self.attempt_deadline, self._conn)
         try:
             if self._conn is None:
                 self.connect()
             sessions = self._fetch()
         except SourceError as exc:
-            self.close()
+            self.close_connection()
             return self._gap(ts, started, str(exc))
-        except pymysql.MySQLError as exc:
-            self.close()
-            return self._gap(ts, started, f"query failed: {describe_error(exc)}")
-        except (OSError, ssl.SSLError) as exc:
-            self.close()
-            return self._gap(ts, started, f"connection error: {exc}")
+        except ConnectionLost as exc:
+            self.close_connection()
+            return self._gap(ts, started, self._lost_message("query failed", exc))
+        except ServerError as exc:
+            self.close_connection()
+            return self._gap(ts, started, f"query failed: {exc}")
+        except ConfigError as exc:
+            self.close_connection()
+            return self._gap(ts, started, f"configuration: {exc}")
+        except Exception as exc:
+            self.close_connection()
+            return self._gap(ts, started, f"internal error while sampling: {type(exc).__name__}")
+        finally:
+            self._deadline.disarm()
+        info = self.info
+        assert info is not None
+        extra: dict[str, Any] = {"visibility": info.visibility, "account": info.account}
+        if self.fallback:
+            extra["source_fallback"] = self.fallback
+        if self.locks_error:
+            extra["locks_error"] = self.locks_error
         return Snapshot(
             ts=ts,
             instance=self.instance,
             source=SOURCE_NAMES[self.kind or "show"],
-            server=self.info.version if self.info else None,
+            server=info.version,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             error=None,
             sessions=sessions,
             interval_s=self.config.capture.interval,
+            extra=extra,
         )
 
     def _gap(self, ts: datetime, started: float, error: str) -> Snapshot:
@@ -312,53 +500,66 @@ class Source:
             interval_s=self.config.capture.interval,
         )
 
-    def _query(self) -> str:
+    def query_name(self) -> str:
+        """Which capture statement the chosen source runs (a key of :data:`QUERIES`)."""
         assert self.info is not None
         kind = self.kind
         if kind == "information_schema":
-            columns = MARIADB_IS_COLUMNS if self.info.flavour == "MariaDB" else BASE_COLUMNS
-            return f"SELECT {columns} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"  # noqa: S608
+            return "is_mariadb" if self.info.flavour == "MariaDB" else "is"
         if kind == "performance_schema":
             if self.info.flavour != "MariaDB" and self.info.version_tuple >= (8, 0, 22):
-                return f"SELECT {BASE_COLUMNS} FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()"  # noqa: S608
-            return (
-                f"SELECT {P_S_THREADS_COLUMNS} FROM performance_schema.threads "  # noqa: S608
-                "WHERE PROCESSLIST_ID IS NOT NULL AND PROCESSLIST_ID <> CONNECTION_ID()"
-            )
-        return "SHOW FULL PROCESSLIST"
+                return "ps"
+            return "ps_threads"
+        return "show"
 
     def _fetch(self) -> tuple[Session, ...]:
         assert self.info is not None
-        with self._conn.cursor() as cur:
-            cur.execute(self._query())
-            names = [d[0].lower() for d in cur.description]
-            rows = cur.fetchall()
+        assert self._conn is not None
+        try:
+            result = self._conn.query(QUERIES[self.query_name()])
+        except ServerError as exc:
+            if self.config.capture.source != "auto" or self.kind == "show" or exc.code not in DENIED:
+                raise
+            self.fallback = f"{SOURCE_NAMES[self.kind or 'show']} denied ({exc}); using SHOW FULL PROCESSLIST"
+            self.kind = "show"
+            result = self._conn.query(QUERIES["show"])
         transactions = self._transactions() if self.config.capture.locks else {}
+        return self._sessions(result, transactions)
+
+    def _sessions(self, result: Result, transactions: dict[int, dict[str, Any]]) -> tuple[Session, ...]:
+        assert self.info is not None
+        names = list(result.columns)
+        try:
+            info_at = names.index("info")
+        except ValueError:
+            info_at = -1
         own = self.info.connection_id
         keep_idle = self.config.capture.include_idle
-        sessions = (self._to_session(names, row, transactions) for row in rows)
-        return tuple(s for s in sessions if s.id != own and (keep_idle or s.active or s.id in transactions))
+        kept = []
+        for row in result.rows:
+            if info_at >= 0 and row[info_at] in OWN_STATEMENTS:
+                continue
+            session = self._to_session(names, row, transactions)
+            if session.id == own:
+                continue
+            if keep_idle or session.active or session.id in transactions:
+                kept.append(session)
+        return tuple(kept)
 
     def _transactions(self) -> dict[int, dict[str, Any]]:
         """Open InnoDB transactions by thread id: age (s), state, rows locked, and the threads blocking them.
 
-        A failure here (missing privilege, old server) never fails the sample: it is recorded once in
+        A refusal (missing privilege, old server) never fails the sample: it is recorded once in
         ``locks_error`` and lock capture stays off for this connection."""
         if self.locks_error is not None:
             return {}
         assert self.info is not None
+        assert self._conn is not None
         modern = self.info.flavour != "MariaDB" and self.info.version_tuple >= (8, 0, 0)
         try:
-            with self._conn.cursor() as cur:
-                cur.execute(LOCKS_P_S if modern else LOCKS_INNODB)
-                rows = cur.fetchall()
-        except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in (2006, 2013, 2055):
-                raise
-            self.locks_error = describe_error(exc)
-            return {}
-        except pymysql.err.ProgrammingError as exc:
-            self.locks_error = describe_error(exc)
+            rows = self._conn.query(LOCKS_P_S if modern else LOCKS_INNODB).rows
+        except ServerError as exc:
+            self.locks_error = str(exc)
             return {}
         found: dict[int, dict[str, Any]] = {}
         for thread_id, age, state, rows_locked, blockers in rows:
@@ -372,7 +573,8 @@ class Source:
 
     def _to_session(self, names: list[str], row: tuple[Any, ...], transactions: dict[int, dict[str, Any]]) -> Session:
         values = dict(zip(names, row, strict=True))
-        extra: dict[str, Any] = dict(transactions.get(int(values["id"]), ()))
+        session_id = int(values["id"])
+        extra: dict[str, Any] = dict(transactions.get(session_id, ()))
         raw_info = values.get("info")
         capture = self.config.capture
         info, info_flags = _convert_info_cached(raw_info, capture.max_info_bytes, capture.redact)
@@ -388,7 +590,7 @@ class Source:
         time_value = values.get("time")
         time_ms = None if idle else values.get("time_ms")
         return Session(
-            id=int(values["id"]),
+            id=session_id,
             user=_decode(values.get("user")),
             host=_decode(values.get("host")),
             db=_decode(values.get("db")),
@@ -400,65 +602,53 @@ class Source:
             record=extra,
         )
 
-    def grants(self) -> list[str]:
-        """``SHOW GRANTS`` for the current user (for ``plsnap check``)."""
-        if self._conn is None:
-            self.connect()
-        with self._conn.cursor() as cur:
-            cur.execute("SHOW GRANTS")
-            return [_decode(row[0]) or "" for row in cur.fetchall()]
-
 
 @functools.lru_cache(maxsize=4096)
 def _convert_info_cached(raw: Any, max_bytes: int, redact: str) -> tuple[str | None, tuple[tuple[str, Any], ...]]:
-    """:func:`_convert_info`, cached by exact statement bytes: a running statement recurs in every sample."""
+    """:func:`convert_info`, cached by exact statement bytes: a running statement recurs in every sample."""
     flags: dict[str, Any] = {}
-    text = _convert_info(raw, max_bytes, redact, flags)
+    text = convert_info(raw, max_bytes, redact, flags)
     return text, tuple(flags.items())
 
 
-def _convert_info(raw: Any, max_bytes: int, redact: str, extra: dict[str, Any]) -> str | None:
-    """Decode, truncate (recording ``info_truncated``/``info_length``), mask and redact a statement text."""
+def convert_info(raw: Any, max_bytes: int, redact: str, extra: dict[str, Any]) -> str | None:
+    """Decode, mask, truncate (recording ``info_truncated``/``info_length``) and redact a statement text.
+
+    Masking runs on the whole text before it is cut, so a secret is masked even when the keyword that marks
+    the statement as secret-bearing lies beyond ``max_bytes``."""
     if raw is None:
         return None
     data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogatepass")
-    if len(data) > max_bytes:
-        extra["info_truncated"] = True
-        extra["info_length"] = len(data)
-        data = data[:max_bytes]
-        text = _decode_prefix(data)
-    else:
-        text = None
-    if text is None:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", "replace")
-            extra["info_invalid_utf8"] = True
-            if redact == "none":
-                extra["info_base64"] = base64.b64encode(data).decode("ascii")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+        extra["info_invalid_utf8"] = True
+        if redact == "none":
+            extra["info_base64"] = base64.b64encode(data[:max_bytes]).decode("ascii")
     if "\x00" in text:
         extra["info_has_nul"] = True
-    masked = mask_password_statements(text)
+    masked = mask_secrets(text)
     if masked != text:
         extra.pop("info_base64", None)
-    text = masked
+    encoded = masked.encode("utf-8", "surrogatepass")
+    if len(data) > max_bytes or len(encoded) > max_bytes:
+        extra["info_truncated"] = True
+        extra["info_length"] = len(data)
+        masked = encoded[:max_bytes].decode("utf-8", "ignore")
     if redact == "literals":
-        text = redact_literals(text)
-    elif redact == "full":
-        text = fingerprint(text)
-    return text
+        return redact_literals(masked)
+    if redact == "full":
+        return fingerprint(masked)
+    return masked
 
 
-def _decode_prefix(data: bytes) -> str | None:
-    """Decode a cut statement, dropping an incomplete UTF-8 sequence at the cut; None if invalid elsewhere."""
-    for trim in range(4):
-        try:
-            return data[: len(data) - trim].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(data) - 4:
-                return None
-    return None
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, str):
+        return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return bool(value)
 
 
 def _decode(value: Any) -> str | None:
@@ -467,12 +657,3 @@ def _decode(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line description of a PyMySQL error: ``(code) message``."""
-    args: tuple[Any, ...] = getattr(exc, "args", ())
-    if len(args) >= 2 and isinstance(args[0], int):
-        message = str(args[1]).replace("\n", " ")
-        return f"({args[0]}) {message}"
-    return str(exc).replace("\n", " ") or type(exc).__name__

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from plsnap.fingerprint import fingerprint
-from plsnap.model import IDLE_COMMANDS, Session, Snapshot
+from plsnap.model import Session, Snapshot, is_active
 from plsnap.replay import Execution, Stitcher
 
 DIMENSIONS: dict[str, Callable[[Session], str]] = {
@@ -44,12 +44,28 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class GapRange:
-    """Consecutive failed samples."""
+    """A span without data: ``failed`` samples (gap lines), samples ``not_recorded`` (skipped slots, failed
+    writes: a gap line with ``gap_since``), or ``no_samples`` at all (the daemon was not running)."""
 
     first: datetime
     last: datetime
     count: int
     error: str
+    kind: str = "failed"
+
+    @property
+    def seconds(self) -> float:
+        """The span's length in seconds."""
+        return (self.last - self.first).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideSpan:
+    """Part of the window before the archive's first snapshot or after its last one."""
+
+    first: datetime
+    last: datetime
+    side: str  # "before" or "after"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +96,8 @@ class WindowSummary:
     bucket_seconds: int
     activity: tuple[Bucket, ...]
     warnings: tuple[str, ...]
+    outside: tuple[OutsideSpan, ...] = ()
+    own_only_samples: int = 0
 
 
 def choose_bucket(window_seconds: float, interval: float | None) -> int:
@@ -99,40 +117,58 @@ def summarize(
     by: str = "fingerprint",
     top: int = 10,
     instance: str = "",
+    bounds: tuple[datetime, datetime] | None = None,
 ) -> WindowSummary:
-    """Summarize the samples in ``[start, end)`` (in ``ts`` order) grouped by ``by``, in one streaming pass."""
-    key_of = DIMENSIONS[by]
-    groups: dict[str, Group] = {}
-    gaps: list[Snapshot] = []
-    gap_ranges: list[GapRange] = []
-    running_at: list[tuple[datetime, int]] = []
-    intervals: list[float] = []
-    longest: list[tuple[float, int, Execution]] = []
-    counter = itertools.count()
+    """Summarize the samples in ``[start, end)`` (in ``ts`` order) grouped by ``by``, in one streaming pass.
 
-    def keep_longest(execution: Execution) -> None:
-        if execution.active:
-            item = (execution.min_duration, -next(counter), execution)
-            (heapq.heappush if len(longest) < top else heapq.heappushpop)(longest, item)
-
-    stitcher = Stitcher(include_idle=False, on_end=keep_longest)
+    ``bounds`` (the archive's first and last snapshot) lets the parts of the window outside the archive be
+    reported once, as such, instead of as gaps or empty buckets.
+    """
+    window = _Window(start, end, by=by, top=top, bounds=bounds)
     for snapshot in snapshots:
-        if not start <= snapshot.ts < end:
-            continue
+        if start <= snapshot.ts < end:
+            window.add(snapshot)
+    return window.finish(instance)
+
+
+class _Window:
+    """The streaming state of one summary."""
+
+    def __init__(
+        self, start: datetime, end: datetime, *, by: str, top: int, bounds: tuple[datetime, datetime] | None
+    ) -> None:
+        self.start, self.end, self.by, self.top = start, end, by, top
+        self.key_of = DIMENSIONS[by]
+        self.groups: dict[str, Group] = {}
+        self.failed: list[Snapshot] = []
+        self.gap_ranges: list[GapRange] = []
+        self.running_at: list[tuple[datetime, int]] = []
+        self.intervals: list[float] = []
+        self.longest: list[tuple[float, int, Execution]] = []
+        self.counter = itertools.count()
+        self.holes = _Holes(start, end, bounds)
+        self.own_only = 0
+        self.stitcher = Stitcher(include_idle=False, on_end=self.keep_longest)
+
+    def keep_longest(self, execution: Execution) -> None:
+        if execution.active:
+            item = (execution.min_duration, -next(self.counter), execution)
+            (heapq.heappush if len(self.longest) < self.top else heapq.heappushpop)(self.longest, item)
+
+    def add(self, snapshot: Snapshot) -> None:
+        self.holes.see(snapshot)
         if snapshot.is_gap:
-            if gaps and gaps[-1].error != snapshot.error:
-                gap_ranges.append(_gap_range(gaps))
-                gaps = []
-            gaps.append(snapshot)
-            continue
-        if gaps:
-            gap_ranges.append(_gap_range(gaps))
-            gaps = []
+            self.add_gap(snapshot)
+            return
+        self.close_failed()
         if snapshot.interval_s:
-            intervals.append(snapshot.interval_s)
+            self.intervals.append(snapshot.interval_s)
+        if snapshot.visibility == "own":
+            self.own_only += 1
         running = 0
+        groups, key_of = self.groups, self.key_of
         for session in snapshot.sessions or ():
-            if session.command in IDLE_COMMANDS or session.info is None:
+            if not is_active(session.command, session.info):
                 continue
             running += 1
             key = key_of(session)
@@ -141,36 +177,123 @@ def summarize(
                 group = groups[key] = Group(key, example=session.info)
             group.samples += 1
             group.sessions.add(session.id)
-        running_at.append((snapshot.ts, running))
-        stitcher.feed(snapshot)
-    if gaps:
-        gap_ranges.append(_gap_range(gaps))
-    for execution in stitcher.finish():
-        keep_longest(execution)
-    interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
-    total_samples = sum(g.samples for g in groups.values())
-    for group in groups.values():
-        group.active_seconds = group.samples * (interval or 0.0)
-        group.percent = 100.0 * group.samples / total_samples if total_samples else 0.0
-    ranked = sorted(groups.values(), key=lambda g: (-g.samples, g.key))[:top]
-    bucket = choose_bucket((end - start).total_seconds(), interval)
-    ranges = tuple(gap_ranges)
-    return WindowSummary(
-        start=start,
-        end=end,
-        instance=instance,
-        by=by,
-        interval=interval,
-        samples=len(running_at),
-        gaps=ranges,
-        gap_samples=sum(g.count for g in ranges),
-        groups=tuple(ranked),
-        total_active_seconds=total_samples * (interval or 0.0),
-        longest=tuple(e for _, _, e in sorted(longest, key=lambda item: (-item[0], -item[1]))),
-        bucket_seconds=bucket,
-        activity=_activity(running_at, start, end, bucket),
-        warnings=_warnings(len(running_at), ranges, interval),
-    )
+        self.running_at.append((snapshot.ts, running))
+        self.stitcher.feed(snapshot)
+
+    def add_gap(self, snapshot: Snapshot) -> None:
+        since = snapshot.gap_since
+        if since is not None:
+            missed = snapshot.extra.get("missed")
+            count = missed if type(missed) is int and missed >= 0 else 1
+            span = GapRange(max(since, self.start), snapshot.ts, count, snapshot.error or "", "not_recorded")
+            self.gap_ranges.append(span)
+            return
+        if self.failed and self.failed[-1].error != snapshot.error:
+            self.close_failed()
+        self.failed.append(snapshot)
+
+    def close_failed(self) -> None:
+        if self.failed:
+            self.gap_ranges.append(_gap_range(self.failed))
+            self.failed = []
+
+    def finish(self, instance: str) -> WindowSummary:
+        self.close_failed()
+        for execution in self.stitcher.finish():
+            self.keep_longest(execution)
+        running_at = self.running_at
+        intervals = self.intervals
+        interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
+        ranges = tuple(sorted([*self.gap_ranges, *self.holes.finish(interval)], key=lambda g: g.first))
+        total_samples = sum(g.samples for g in self.groups.values())
+        for group in self.groups.values():
+            group.active_seconds = group.samples * (interval or 0.0)
+            group.percent = 100.0 * group.samples / total_samples if total_samples else 0.0
+        ranked = sorted(self.groups.values(), key=lambda g: (-g.samples, g.key))[: self.top]
+        bucket = choose_bucket((self.end - self.start).total_seconds(), interval)
+        outside = self.holes.outside
+        longest = sorted(self.longest, key=lambda item: (-item[0], -item[1]))
+        return WindowSummary(
+            start=self.start,
+            end=self.end,
+            instance=instance,
+            by=self.by,
+            interval=interval,
+            samples=len(running_at),
+            gaps=ranges,
+            gap_samples=sum(g.count for g in ranges if g.kind == "failed"),
+            groups=tuple(ranked),
+            total_active_seconds=total_samples * (interval or 0.0),
+            longest=tuple(e for _, _, e in longest),
+            bucket_seconds=bucket,
+            activity=_activity(running_at, *_inside(self.start, self.end, outside), bucket),
+            warnings=_warnings(len(running_at), ranges, interval, self.own_only),
+            outside=outside,
+            own_only_samples=self.own_only,
+        )
+
+
+class _Holes:
+    """Finds the spans of a window with no line at all, and the parts of it outside the archive."""
+
+    def __init__(self, start: datetime, end: datetime, bounds: tuple[datetime, datetime] | None) -> None:
+        self.start, self.end, self.bounds = start, end, bounds
+        self.previous: datetime | None = None
+        self.previous_interval: float | None = None
+        self.first: datetime | None = None
+        self.found: list[tuple[datetime, datetime, float | None]] = []
+        self.outside: tuple[OutsideSpan, ...] = ()
+
+    def see(self, snapshot: Snapshot) -> None:
+        ts = snapshot.ts
+        if self.first is None:
+            self.first = ts
+        since = snapshot.gap_since or ts
+        if self.previous is not None and since > self.previous:
+            self.found.append((self.previous, since, self.previous_interval or snapshot.interval_s))
+        self.previous = max(self.previous or ts, ts)
+        self.previous_interval = snapshot.interval_s or self.previous_interval
+
+    def finish(self, interval: float | None) -> list[GapRange]:
+        start, end, bounds = self.start, self.end, self.bounds
+        outside = []
+        lead_from = start
+        tail_to = end
+        if bounds is not None:
+            first, last = bounds
+            if start < first:
+                outside.append(OutsideSpan(start, min(first, end), "before"))
+                lead_from = first
+            if end > last >= start:
+                tolerance = 1.5 * (self.previous_interval or interval or 0.0)
+                if (end - last).total_seconds() > tolerance:
+                    outside.append(OutsideSpan(max(last, start), end, "after"))
+                tail_to = max(last, start)
+            elif end > last:
+                outside.append(OutsideSpan(start, end, "after"))
+        self.outside = tuple(outside)
+        holes: list[GapRange] = []
+        if self.first is not None and lead_from < self.first:
+            self.found.insert(0, (lead_from, self.first, interval))
+        if self.previous is not None and self.previous < tail_to:
+            self.found.append((self.previous, tail_to, self.previous_interval or interval))
+        for low, high, every in self.found:
+            step = every or interval
+            if step and (high - low).total_seconds() > 1.5 * step:
+                missing = max(1, round((high - low).total_seconds() / step) - 1)
+                holes.append(GapRange(low, high, missing, "no samples recorded", "no_samples"))
+        return holes
+
+
+def _inside(start: datetime, end: datetime, outside: tuple[OutsideSpan, ...]) -> tuple[datetime, datetime]:
+    """The part of ``[start, end)`` inside the archive (for activity buckets)."""
+    low, high = start, end
+    for span in outside:
+        if span.side == "before":
+            low = max(low, span.last)
+        else:
+            high = min(high, span.first)
+    return low, max(low, high)
 
 
 def _gap_range(gaps: list[Snapshot]) -> GapRange:
@@ -208,15 +331,24 @@ def _activity(
     return tuple(result)
 
 
-def _warnings(samples: int, gaps: tuple[GapRange, ...], interval: float | None) -> tuple[str, ...]:
+def _warnings(samples: int, gaps: tuple[GapRange, ...], interval: float | None, own_only: int) -> tuple[str, ...]:
     notes = []
+    if own_only:
+        notes.append(
+            f"{own_only} of {samples} sample(s) were taken by an account without the PROCESS privilege: they show "
+            "only that account's own sessions, so other activity is missing"
+        )
     if interval:
         notes.append(
             f"sampled every {interval:g}s: active time is estimated as samples x {interval:g}s; statements "
             f"shorter than {interval:g}s are under-counted or missed"
         )
     if not samples:
-        notes.append("no successful samples in this window")
-    if gaps:
-        notes.append(f"{sum(g.count for g in gaps)} failed sample(s) in this window: activity there is unknown")
+        notes.append("no successful samples in this window: activity is unknown")
+    failed = sum(g.count for g in gaps if g.kind == "failed")
+    if failed:
+        notes.append(f"{failed} failed sample(s) in this window: activity there is unknown")
+    unsampled = sum(g.seconds for g in gaps if g.kind != "failed")
+    if unsampled:
+        notes.append(f"{unsampled:g}s of this window have no samples (see gaps): activity there is unknown")
     return tuple(notes)

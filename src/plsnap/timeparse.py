@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plsnap.errors import UsageError
+from plsnap.model import TS_MAX, TS_MIN
 from plsnap.units import parse_duration
 
 ACCEPTED = (
@@ -37,28 +38,83 @@ def parse_zone(name: str | None) -> tzinfo | None:
 
 def parse_time(text: str, *, now: datetime | None = None, zone: tzinfo | None = None) -> datetime:
     """Parse ``text`` into an aware UTC datetime; UsageError with the accepted forms when it is malformed."""
+    return parse_time_noted(text, now=now, zone=zone)[0]
+
+
+def parse_time_noted(
+    text: str, *, now: datetime | None = None, zone: tzinfo | None = None, shown: str | None = None
+) -> tuple[datetime, str | None]:
+    """:func:`parse_time`, plus a note when a local time was ambiguous or did not exist (a DST change), saying
+    which reading was taken and how to choose the other. Messages quote ``shown`` (default: ``text``)."""
+    shown = text if shown is None else shown
+    if len(text) > 100:
+        raise UsageError(f"invalid time {shown[:40]!r}...: {ACCEPTED}")
     value = text.strip()
     current = now or datetime.now(UTC)
     try:
         if value.lower() == "now":
-            return current
+            return current, None
         relative = _RELATIVE.match(value.lower())
         if relative:
-            return current - timedelta(seconds=parse_duration(relative.group(1)))
+            return _checked(current - timedelta(seconds=parse_duration(relative.group(1)))), None
         if _EPOCH.match(value):
-            return datetime.fromtimestamp(float(value), UTC)
+            return _checked(datetime.fromtimestamp(float(value), UTC)), None
         if _TIME_OF_DAY.match(value):
             local_now = current.astimezone(zone)
             moment = datetime.combine(local_now.date(), time.fromisoformat(value.zfill(5)))
-            return _attach(moment, zone)
+            return _attach(moment, zone, text)
         if len(value) < 10 or not value[:4].isdigit():
             raise ValueError(value)
-        return _attach(datetime.fromisoformat(value.replace(" ", "T", 1)), zone)
+        return _attach(datetime.fromisoformat(value.replace(" ", "T", 1)), zone, text)
     except (ValueError, OverflowError, OSError):
-        raise UsageError(f"invalid time {text!r}: {ACCEPTED}") from None
+        raise UsageError(f"invalid time {shown!r}: {ACCEPTED}") from None
 
 
-def _attach(moment: datetime, zone: tzinfo | None) -> datetime:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
-    return moment.astimezone(UTC)
+def _checked(moment: datetime) -> datetime:
+    """Reject instants so far out that arithmetic around them would overflow."""
+    if not TS_MIN <= moment < TS_MAX:
+        raise UsageError(f"time {moment.isoformat()} is out of range: plsnap reads instants from 2000 to 2199")
+    return moment
+
+
+def _attach(moment: datetime, zone: tzinfo | None, text: str) -> tuple[datetime, str | None]:
+    if moment.tzinfo is not None:
+        return _checked(moment.astimezone(UTC)), None
+    first = _localize(moment.replace(fold=0), zone)
+    second = _localize(moment.replace(fold=1), zone)
+    name = _zone_name(zone, first)
+    if first == second:
+        return _checked(first), None
+    wall = first.astimezone(zone).replace(tzinfo=None) if zone is not None else first.astimezone().replace(tzinfo=None)
+    if wall == moment.replace(fold=0):
+        note = (
+            f"{text.strip()!r} happens twice in {name} (the clocks went back): read as the first, "
+            f"{_show(first, zone)}; give an offset ({_offset(second, zone)}) for the second"
+        )
+    else:
+        note = (
+            f"{text.strip()!r} does not exist in {name} (the clocks went forward): read as {_show(first, zone)}; "
+            "give an offset to be explicit"
+        )
+    return _checked(first), note
+
+
+def _localize(moment: datetime, zone: tzinfo | None) -> datetime:
+    aware = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+    return aware.astimezone(UTC)
+
+
+def _zone_name(zone: tzinfo | None, moment: datetime) -> str:
+    if zone is None:
+        return f"the local zone ({moment.astimezone().tzname()})"
+    return str(zone)
+
+
+def _show(moment: datetime, zone: tzinfo | None) -> str:
+    local = moment.astimezone(zone) if zone is not None else moment.astimezone()
+    return f"{local.isoformat(timespec='minutes')} ({moment.strftime('%H:%MZ')})"
+
+
+def _offset(moment: datetime, zone: tzinfo | None) -> str:
+    local = moment.astimezone(zone) if zone is not None else moment.astimezone()
+    return local.isoformat(timespec="minutes")[-6:]

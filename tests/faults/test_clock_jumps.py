@@ -86,7 +86,7 @@ def test_clock_steps_keep_partitions_consistent(tmp_path: Path, mariadb_running,
     found, undecodable, failing = check_archive(instance_dir)
     final = [r["ts"] for r in found]
     lost = seen - set(final)
-    partitions = [p.path for p in list_partitions(instance_dir)[0]]
+    partitions = [p.path for p in list_partitions(instance_dir).partitions]
     repairs = sum(len(log_events(o, "partition repaired")) for o in outputs)
     steps_logged = sum(len(log_events(o, "wall clock stepped")) for o in outputs)
     print(

@@ -129,7 +129,7 @@ def prefill(instance_dir: Path) -> list[Path]:
                 writer.append(encode_line(record), hour + timedelta(minutes=minute))
     finally:
         writer.close()
-    return [p.path for p in list_partitions(instance_dir)[0]]
+    return [p.path for p in list_partitions(instance_dir).partitions]
 
 
 class Churn:

@@ -137,7 +137,7 @@ def test_partition_left_open_by_a_kill_is_closed_when_the_next_run_starts_a_new_
         wait_for_sample(proc, wait_for_sample(proc, 0) + 1)
         proc.proc.kill()
         proc.proc.wait(10)
-    (killed_partition,) = [p.path for p in list_partitions(instance_dir)[0]]
+    (killed_partition,) = [p.path for p in list_partitions(instance_dir).partitions]
     before = zstd_test(killed_partition).returncode
     clock.set(base + 3600)  # the next run starts in the next hour, as after a kill at HH:59:59
     with run_daemon(cfg, env=clock.env()) as proc:

@@ -45,7 +45,7 @@ def check_archive(instance_dir: Path) -> tuple[list[dict[str, Any]], list[str], 
     found = list(reader.iter_records())
     undecodable = [p for p in reader.problems if "undecodable" in p]
     failing = []
-    for part in list_partitions(instance_dir)[0]:
+    for part in list_partitions(instance_dir).partitions:
         result = zstd_test(part.path)
         if result.returncode != 0:
             failing.append(f"{part.path}: {result.stderr.strip()}")
@@ -84,6 +84,8 @@ class _Pair:
     upstream: socket.socket | None
     budget: int | None = None  # server->client bytes still forwarded once the stall is armed
     stalled_bytes: int = 0
+    dripping: bytearray = field(default_factory=bytearray)  # server->client bytes waiting to be dripped
+    next_drip: float = 0.0
 
 
 @dataclass
@@ -93,15 +95,18 @@ class MisbehavingServer:
     With ``upstream`` None it accepts connections and never says a word (no handshake). With ``upstream``
     (host, port) it is a proxy: everything is forwarded until the client sends a statement containing
     ``stall_marker``; then only ``stall_after`` more bytes of the answer reach the client and the rest is
-    swallowed, so the client hangs mid-result. With ``unaccepted`` it never accepts: its backlog of one is
-    taken by a connection of its own, so the kernel drops every new SYN and a client's TCP connect hangs.
-    Every socket is closed on :meth:`close`.
+    swallowed, so the client hangs mid-result. With ``drip`` (seconds) the proxy forwards the server's bytes
+    one at a time, one every ``drip`` seconds: each read completes within any read timeout, yet a greeting
+    takes minutes. With ``unaccepted`` it never accepts: its backlog of one is taken by a connection of its
+    own, so the kernel drops every new SYN and a client's TCP connect hangs. Every socket is closed on
+    :meth:`close`.
     """
 
     upstream: tuple[str, int] | None = None
     unaccepted: bool = False
     stall_marker: bytes = b"PROCESSLIST"
     stall_after: int = 40
+    drip: float | None = None
     accepted: int = 0
     stalls: int = 0
     port: int = 0
@@ -149,13 +154,27 @@ class MisbehavingServer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for key, _ in self._selector.select(timeout=0.1):
+            for key, _ in self._selector.select(timeout=0.05):
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
                 if sock is self._listener:
                     self._accept()
                 else:
                     self._relay(sock)
+            if self.drip is not None:
+                self._drip_one()
+
+    def _drip_one(self) -> None:
+        now = time.monotonic()
+        for pair in list({id(p): p for p in self._pairs.values()}.values()):
+            if pair.dripping and now >= pair.next_drip:
+                byte = bytes(pair.dripping[:1])
+                del pair.dripping[:1]
+                pair.next_drip = now + (self.drip or 0.0)
+                try:
+                    pair.client.sendall(byte)
+                except OSError:
+                    self._drop(pair)
 
     def _accept(self) -> None:
         try:
@@ -212,7 +231,9 @@ class MisbehavingServer:
                     forward, pair.budget = data[: pair.budget], max(0, pair.budget - len(data))
                     pair.stalled_bytes += len(data) - len(forward)
                     data = forward
-                if data:
+                if data and self.drip is not None:
+                    pair.dripping += data
+                elif data:
                     pair.client.sendall(data)
         except OSError:
             self._drop(pair)

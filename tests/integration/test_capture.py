@@ -141,7 +141,7 @@ def test_unreachable_server_is_one_line_error(tmp_path: Path, capture_user) -> N
     result = plsnap("capture", "-c", str(path))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert "connect failed" in result.stderr
+    assert "connect to 127.0.0.1:1 failed: connection refused" in result.stderr
     assert records(tmp_path / "archive" / "default")[0]["sessions"] is None
 
 

@@ -41,7 +41,7 @@ def test_aligned_samples_then_sigterm_closes_cleanly(cfg: Path, mariadb_running)
         offset = parse_ts(record["ts"]).timestamp() % 1.0
         assert offset < 0.25, f"{record['ts']} is not on a 1s slot"
     assert any(s["info"] == sleeper.sql for r in found for s in r["sessions"] or ())
-    for part, _ in [(p.path, p) for p in list_partitions(instance_dir(cfg))[0]]:
+    for part, _ in [(p.path, p) for p in list_partitions(instance_dir(cfg)).partitions]:
         subprocess.run(["zstd", "-q", "-t", str(part)], check=True)
         jq = subprocess.run(
             f"zstdcat {part} | jq -c '.sessions[] | select(.command==\"Query\") | .info'",
@@ -76,7 +76,7 @@ def test_kill9_cycles_lose_nothing_before_the_kill(cfg: Path) -> None:
     reader = ArchiveReader(instance_dir(cfg))
     list(reader.iter_records())
     assert not [p for p in reader.problems if "undecodable" in p]
-    for part in list_partitions(instance_dir(cfg))[0]:
+    for part in list_partitions(instance_dir(cfg)).partitions:
         subprocess.run(["zstd", "-q", "-t", str(part.path)], check=True)
     print(f"\nkill -9 cycles: {cycles}, snapshots before kills: {len(seen_before_kills)}, lost: {len(lost)}, "
           f"final snapshots: {len(final)}")  # fmt: skip
@@ -124,11 +124,11 @@ def test_retention_runs_at_startup(cfg: Path) -> None:
             writer.append(encode_line({**s.to_record(), "ts": moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")}), moment)
     stranger = root / "README.txt"
     stranger.write_text("not ours")
-    assert len(list_partitions(root)[0]) == 3
+    assert len(list_partitions(root).partitions) == 3
     with daemon(cfg) as proc:
         wait_for_records(root, 1, error=None, instance="default")
         assert proc.stop() == 0
-    partitions = list_partitions(root)[0]
+    partitions = list_partitions(root).partitions
     assert all(p.start > old + timedelta(hours=3) for p in partitions)
     assert stranger.exists()
     assert "partition pruned" in proc.output
@@ -150,7 +150,7 @@ def test_guard_prunes_after_write(tmp_path: Path, mariadb_running, capture_user)
             writer.append(line, moment)
     with daemon(path) as proc:
         wait_for_records(root, 2, error=None, instance="default")
-        wait_for(lambda: len(list_partitions(root)[0]) == 1, 10, "guard pruning")
+        wait_for(lambda: len(list_partitions(root).partitions) == 1, 10, "guard pruning")
         assert proc.stop() == 0
     assert "over max_bytes" in proc.output
 
@@ -160,7 +160,7 @@ def test_sigint_also_stops_cleanly(cfg: Path) -> None:
     with daemon(cfg) as proc:
         wait_for_records(instance_dir(cfg), 1)
         assert proc.stop(signal.SIGINT) == 0
-    for part in list_partitions(instance_dir(cfg))[0]:
+    for part in list_partitions(instance_dir(cfg)).partitions:
         subprocess.run(["zstd", "-q", "-t", str(part.path)], check=True)
 
 

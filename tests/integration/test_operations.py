@@ -103,16 +103,21 @@ def test_check_with_and_without_process(tmp_path: Path, mariadb_running, capture
     assert good.returncode == 0, good.stdout + good.stderr
     assert "MariaDB" in good.stdout
     assert "source would be information_schema" in good.stdout
-    assert "PROCESS granted" in good.stdout
+    assert "has PROCESS: all sessions are visible" in good.stdout
     weak_pw = tmp_path / "weak.pw"
     weak_pw.write_text("weak-Passw0rd")
+    weak_pw.chmod(0o600)
     mariadb_running.create_user("plsnap_weak", "weak-Passw0rd", ("USAGE ON *.*",))
     cfg2 = write_config(tmp_path / "weak.toml", mariadb_running, capture_user,
                         mysql={"user": "plsnap_weak", "password_file": str(weak_pw)})  # fmt: skip
     bad = plsnap("check", "-c", str(cfg2))
     assert bad.returncode == 1
-    assert "GRANT PROCESS ON *.* TO" in bad.stdout
+    assert "run: GRANT PROCESS ON *.* TO 'plsnap_weak'@'localhost'" in bad.stdout
     assert bad.stdout.count("FAIL") == 1
+    weak_pw.chmod(0o644)
+    loose = plsnap("check", "-c", str(cfg2))
+    assert "password: [mysql] password_file" in loose.stdout and "chmod 600" in loose.stdout
+    assert "weak-Passw0rd" not in loose.stdout + loose.stderr
 
 
 def test_check_reports_unreachable_server_and_damaged_partition(tmp_path: Path, capture_user) -> None:
@@ -126,9 +131,10 @@ def test_check_reports_unreachable_server_and_damaged_partition(tmp_path: Path, 
     result = plsnap("check", "-c", str(cfg))
     assert result.returncode == 1
     fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
-    assert len(fails) == 2
-    assert "connect failed" in fails[0]
-    assert "damaged" in fails[1]
+    assert len(fails) == 3
+    assert "127.0.0.1:1 failed: connection refused" in fails[0]
+    assert "1 damaged (details: plsnap verify)" in fails[1]
+    assert "03.jsonl.zst: lost" in fails[2] and "junk" in fails[2]
 
 
 def test_sighup_reload_applies_interval_and_rejects_bad_config(tmp_path: Path, mariadb_running, capture_user) -> None:
@@ -169,6 +175,13 @@ def test_health_command(tmp_path: Path, mariadb_running, capture_user) -> None:
         ok = plsnap("health", "-c", str(cfg))
         assert ok.returncode == 0, ok.stderr
         assert proc.stop() == 0
+    stopped = plsnap("health", "-c", str(cfg))
+    assert stopped.returncode == 1
+    assert "unhealthy: the daemon stopped" in stopped.stderr
+    with daemon(cfg) as proc:
+        wait_for_records(tmp_path / "archive" / "default", 4, error=None)
+        proc.proc.kill()
+        proc.proc.wait(10)
     time.sleep(3)
     stale = plsnap("health", "-c", str(cfg))
     assert stale.returncode == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plsnap.archive.format import decode_partition
+from plsnap.archive.format import decode_lines
 from plsnap.config import load_config, resolve_password
 from plsnap.devserver import DevServer
 from plsnap.source import Source
@@ -25,7 +25,7 @@ def archive_text(data_dir: Path) -> str:
     """Every decompressed byte under ``data_dir``, as text."""
     chunks = []
     for path in data_dir.rglob("*.zst"):
-        chunks += [line.decode("utf-8", "replace") for line in decode_partition(path.read_bytes()).lines]
+        chunks += [line.decode("utf-8", "replace") for line in decode_lines(path.read_bytes())[0]]
     return "\n".join(chunks)
 
 

@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from plsnap.archive import ArchiveReader, ArchiveWriter
-from plsnap.archive.format import decode_partition, encode_line
-from plsnap.archive.layout import list_partitions, parse_partition_path, partition_path, resolve_instance_dir
+from plsnap.archive.format import decode_lines, encode_line
+from plsnap.archive.layout import list_partitions, parse_partition_path, partition_path, resolve_instance
 from plsnap.errors import ArchiveError, NoDataError
 from tests.synth import T0, at, gap, idle, session, snap
 
@@ -26,7 +26,7 @@ def write(instance_dir: Path, *snapshots, fsync: bool = False) -> None:
 
 
 def only_partition(instance_dir: Path) -> Path:
-    parts, _ = list_partitions(instance_dir)
+    parts = list_partitions(instance_dir).partitions
     assert len(parts) == 1
     return parts[0].path
 
@@ -62,7 +62,7 @@ def test_gap_line_has_null_sessions(tmp_path: Path) -> None:
 def test_range_is_half_open_across_partitions(tmp_path: Path) -> None:
     """iter_snapshots(start, end) returns ts in [start, end) across hourly partitions, in order."""
     write(tmp_path, *[snap(s) for s in range(0, 3 * 3600, 600)])
-    assert len(list_partitions(tmp_path)[0]) == 3
+    assert len(list_partitions(tmp_path).partitions) == 3
     got = [s.ts for s in ArchiveReader(tmp_path).iter_snapshots(at(1800), at(7200))]
     assert got == [at(s) for s in range(1800, 7200, 600)]
 
@@ -102,10 +102,10 @@ def test_torn_tail_at_every_offset(tmp_path: Path) -> None:
     data = only_partition(tmp_path).read_bytes()
     writer.close()
     for cut in range(sizes[-2], len(data) + 1):
-        decoded = decode_partition(data[:cut])
-        expected = 5 if cut == len(data) else 4
-        assert len(decoded.lines) == expected, cut
-        assert [orjson.loads(x)["ts"] for x in decoded.lines] == [s.to_record()["ts"] for s in snapshots[:expected]]
+        lines, _ = decode_lines(data[:cut])
+        expected = 5 if cut >= sizes[-1] else 4
+        assert len(lines) == expected, cut
+        assert [orjson.loads(x)["ts"] for x in lines] == [s.to_record()["ts"] for s in snapshots[:expected]]
 
 
 def test_torn_tail_every_offset_of_whole_frame(tmp_path: Path) -> None:
@@ -119,23 +119,34 @@ def test_torn_tail_every_offset_of_whole_frame(tmp_path: Path) -> None:
     data = only_partition(tmp_path).read_bytes()
     writer.close()
     for cut in range(len(data) + 1):
-        got = len(decode_partition(data[:cut]).lines)
+        got = len(decode_lines(data[:cut])[0])
         assert got == sum(1 for end in ends if end <= cut), cut
 
 
+def abandon(writer: ArchiveWriter) -> None:
+    """Simulate the process dying without close(): drop every descriptor, the lock with it."""
+    for fd in (writer._fd, writer._note_fd, writer.directory.fd):
+        if fd is not None and fd >= 0:
+            os.close(fd)
+    if writer._date is not None:
+        writer._date.close()
+
+
 def test_unterminated_file_is_repaired_before_append(tmp_path: Path) -> None:
-    """After a crash mid-frame, the next writer repairs the file so zstd -t passes and nothing is lost."""
+    """After a crash mid-frame, the next writer closes the frame in place: zstd -t passes, only the torn
+    snapshot is lost, and the repair is reported."""
     writer = ArchiveWriter(tmp_path, fsync=False)
     for i in range(3):
         s = snap(i, session(1))
         writer.append(encode_line(s.to_record()), s.ts)
     path = only_partition(tmp_path)
     os.truncate(path, path.stat().st_size - 3)
-    os.close(writer._lock_fd)  # simulate the process dying without close()
+    abandon(writer)
     writer2 = ArchiveWriter(tmp_path, fsync=False)
     writer2.append(encode_line(snap(10).to_record()), at(10))
+    notes = list(writer2.notes)
     writer2.close()
-    assert writer2.repaired, "the repair must be reported"
+    assert any(event == "partition repaired" for event, _ in notes), notes
     subprocess.run(["zstd", "-q", "-t", str(path)], check=True)
     assert [s.ts for s in ArchiveReader(tmp_path).iter_snapshots()] == [at(0), at(1), at(10)]
 
@@ -155,7 +166,7 @@ def test_garbage_is_reported_not_raised(tmp_path: Path) -> None:
     reader = ArchiveReader(tmp_path)
     assert len(list(reader.iter_snapshots())) == 2
     assert len(reader.problems) == 1
-    assert "undecodable" in reader.problems[0]
+    assert "junk" in reader.problems[0]
 
 
 def test_junk_between_frames_resyncs(tmp_path: Path) -> None:
@@ -181,21 +192,26 @@ def test_foreign_files_are_listed_apart(tmp_path: Path) -> None:
     write(tmp_path, snap(0))
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "2026-11-28" / "99.jsonl.zst").write_text("x")
-    parts, foreign = list_partitions(tmp_path)
-    assert [p.path.name for p in parts] == ["03.jsonl.zst"]
-    assert sorted(p.name for p in foreign) == ["99.jsonl.zst", "notes.txt"]
+    listing = list_partitions(tmp_path)
+    assert [p.path.name for p in listing.partitions] == ["03.jsonl.zst"]
+    assert sorted(p.path.name for p in listing.foreign) == ["99.jsonl.zst", "notes.txt"]
 
 
-def test_resolve_instance_dir(tmp_path: Path) -> None:
-    """The only instance is chosen automatically; none or several give NoDataError with a hint."""
-    with pytest.raises(NoDataError):
-        resolve_instance_dir(tmp_path / "missing", None)
-    (tmp_path / "db1").mkdir()
-    assert resolve_instance_dir(tmp_path, None) == tmp_path / "db1"
-    (tmp_path / "db2").mkdir()
+def test_resolve_instance(tmp_path: Path) -> None:
+    """The only instance holding partitions is chosen; none or several give NoDataError with a hint; unrelated
+    folders are not instances; an instance directory given as the data directory is used as such."""
+    with pytest.raises(NoDataError, match="does not exist"):
+        resolve_instance(tmp_path / "missing", None)
+    (tmp_path / "unrelated").mkdir()
+    with pytest.raises(NoDataError, match="no plsnap archive"):
+        resolve_instance(tmp_path, None)
+    write(tmp_path / "db1", snap(0))
+    assert resolve_instance(tmp_path, None) == (tmp_path, "db1")
+    write(tmp_path / "db2", snap(0))
     with pytest.raises(NoDataError, match="--instance"):
-        resolve_instance_dir(tmp_path, None)
-    assert resolve_instance_dir(tmp_path, "db2") == tmp_path / "db2"
+        resolve_instance(tmp_path, None)
+    assert resolve_instance(tmp_path, "db2") == (tmp_path, "db2")
+    assert resolve_instance(tmp_path / "db1", None) == (tmp_path, "db1")
 
 
 def test_file_and_dir_modes(tmp_path: Path) -> None:

@@ -57,9 +57,11 @@ def test_precedence_file_env_cli(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[capture]\nintervall = 5\n", r"plsnap.toml: unknown key \[capture\] intervall \(known: interval"),
+        ("[capture]\nintervall = 5\n", r"plsnap.toml: unknown key \[capture\] intervall \(did you mean interval\?\)"),
+        ("[capture]\ninterval = 5\n", r"\[capture\] interval: expected a duration with a unit"),
+        ('[capture]\ninterval = "5 s"\n', r"\[capture\] interval: expected a duration with a unit"),
         ("[captur]\n", r"unknown section \[captur\]"),
-        ('[capture]\ninterval = "5 parsecs"\n', r"\[capture\] interval: '5 parsecs' is not a duration"),
+        ('[capture]\ninterval = "5parsecs"\n', r"\[capture\] interval: '5parsecs' is not a duration"),
         ('[capture]\nsource = "magic"\n', r"\[capture\] source: expected one of auto, show"),
         ("[archive]\nlevel = 99\n", r"\[archive\] level: expected an integer from 1 to 19"),
         ('[archive]\nfsync = "perhaps"\n', r"\[archive\] fsync: expected true or false"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import Partition, partition_path
 from plsnap.config import MinFree, RetentionConfig
 from plsnap.retention import DiskUsage, delete, guard_tripped, plan
@@ -109,7 +110,9 @@ def test_delete_removes_files_and_empty_date_dirs(tmp_path: Path) -> None:
     stranger.write_text("keep me")
     decisions = plan(sorted(partitions, key=lambda p: p.start), RetentionConfig(max_age=3600, max_bytes=15),
                      newest_snapshot=newest)  # fmt: skip
-    deleted = delete(decisions, root)
+    with SafeDir.open_root(root, writable=True) as directory:
+        deleted, refused = delete(decisions, directory)
     assert len(deleted) == 3
+    assert refused == []
     assert stranger.exists()
     assert sorted(p.name for p in root.rglob("*.zst")) == ["01.jsonl.zst"]

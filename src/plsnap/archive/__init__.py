@@ -1,6 +1,6 @@
-"""The on-disk archive: hourly zstd-compressed JSON Lines partitions (DESIGN §3)."""
+"""The on-disk archive: hourly zstd-compressed JSON Lines partitions (docs/archive-format.md)."""
 
-from plsnap.archive.layout import Partition, list_partitions, partition_path, resolve_instance_dir
+from plsnap.archive.layout import Partition, list_partitions, open_instance, partition_path, resolve_instance
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 
@@ -9,6 +9,7 @@ __all__ = [
     "ArchiveWriter",
     "Partition",
     "list_partitions",
+    "open_instance",
     "partition_path",
-    "resolve_instance_dir",
+    "resolve_instance",
 ]

@@ -1,37 +1,86 @@
-"""Mapping between time and partition paths: ``<data_dir>/<instance>/<YYYY-MM-DD>/<HH>.jsonl.zst`` (UTC)."""
+"""Where things are: ``<data_dir>/<instance>/<YYYY-MM-DD>/<HH>.jsonl.zst`` (UTC hours), and which instance a
+command means.
+
+A *partition* is one UTC hour: its file ``HH.jsonl.zst`` plus any damaged files set aside beside it
+(``HH.jsonl.zst.damaged``, ``HH.jsonl.zst.damaged.2``, ...). Readers read all of them; retention counts and
+deletes them together. Anything else in the archive is foreign: listed, reported and never touched.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from plsnap.errors import ConfigError, NoDataError
+from plsnap.archive.fs import SafeDir
+from plsnap.errors import ArchiveError, ConfigError, NoDataError
 
 INSTANCE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 DATE_DIR_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 PARTITION_RE = re.compile(r"^(\d{2})\.jsonl\.zst$")
+DAMAGED_RE = re.compile(r"^(\d{2})\.jsonl\.zst\.damaged(?:\.(\d{1,4}))?$")
+TEMP_RE = re.compile(r"^\.(?:\d{2}\.jsonl\.zst|\.plsnap\.[a-z]+)\.[0-9a-f]{8}\.tmp$")
 SUFFIX = ".jsonl.zst"
+DAMAGED_SUFFIX = ".damaged"
 LOCK_NAME = ".plsnap.lock"
 HEARTBEAT_NAME = ".plsnap.heartbeat"
-REPAIR_SUFFIX = ".repair"
 OWN_HIDDEN = (LOCK_NAME, HEARTBEAT_NAME)
+DEFAULT_INSTANCE = "default"
 PARTITION_SPAN = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """One hourly partition file: ``start`` is its first instant (UTC), ``size`` its length in bytes."""
+    """One UTC hour of the archive.
+
+    ``path`` is the hour's file (``has_main`` False when only damaged files remain); ``damaged`` names the
+    damaged files set aside beside it; ``size`` is the bytes of all of them; ``start`` the hour's first
+    instant (UTC).
+    """
 
     path: Path
     start: datetime
     size: int
+    damaged: tuple[str, ...] = ()
+    has_main: bool = True
 
     @property
     def end(self) -> datetime:
         """The first instant after this partition (exclusive), UTC."""
         return self.start + PARTITION_SPAN
+
+    @property
+    def date_name(self) -> str:
+        """The date folder's name."""
+        return self.path.parent.name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every file of the partition, the hour's file first."""
+        return ((self.path.name,) if self.has_main else ()) + self.damaged
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the partition, as paths."""
+        return [self.path.parent / name for name in self.names]
+
+
+@dataclass(frozen=True, slots=True)
+class Foreign:
+    """Something in the archive that plsnap did not write (or cannot use), and why it is left alone."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What an instance directory holds: partitions oldest first, and everything else."""
+
+    partitions: list[Partition]
+    foreign: list[Foreign]
+    temp_files: list[Path]
 
 
 def validate_instance(name: str) -> str:
@@ -46,16 +95,26 @@ def hour_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def partition_names(moment: datetime) -> tuple[str, str]:
+    """(date folder, file name) of the partition holding snapshots taken at ``moment``."""
+    start = hour_start(moment)
+    return start.strftime("%Y-%m-%d"), f"{start:%H}{SUFFIX}"
+
+
 def partition_path(instance_dir: Path, moment: datetime) -> Path:
     """The partition file that holds snapshots taken at ``moment``."""
-    start = hour_start(moment)
-    return instance_dir / start.strftime("%Y-%m-%d") / f"{start:%H}{SUFFIX}"
+    date_name, file_name = partition_names(moment)
+    return instance_dir / date_name / file_name
 
 
 def parse_partition_path(path: Path) -> datetime | None:
     """The start instant of a partition path, or None if the path is not a partition name."""
-    match_date = DATE_DIR_RE.match(path.parent.name)
-    match_hour = PARTITION_RE.match(path.name)
+    return _hour_of(path.parent.name, path.name, PARTITION_RE)
+
+
+def _hour_of(date_name: str, name: str, pattern: re.Pattern[str]) -> datetime | None:
+    match_date = DATE_DIR_RE.match(date_name)
+    match_hour = pattern.match(name)
     if not match_date or not match_hour:
         return None
     try:
@@ -65,53 +124,172 @@ def parse_partition_path(path: Path) -> datetime | None:
         return None
 
 
-def is_own_file(path: Path, instance_dir: Path) -> bool:
-    """True for files that plsnap itself creates in an instance directory."""
-    if path.parent == instance_dir:
-        return path.name in OWN_HIDDEN
-    if path.name.endswith(REPAIR_SUFFIX):
-        return parse_partition_path(path.with_name(path.name.removesuffix(REPAIR_SUFFIX))) is not None
-    return parse_partition_path(path) is not None
+def damaged_name(file_name: str, taken: set[str]) -> str:
+    """A free name for setting ``file_name`` aside as damaged: ``.damaged``, then ``.damaged.2``, ..."""
+    candidate = file_name + DAMAGED_SUFFIX
+    number = 2
+    while candidate in taken:
+        candidate = f"{file_name}{DAMAGED_SUFFIX}.{number}"
+        number += 1
+    return candidate
 
 
-def list_partitions(instance_dir: Path) -> tuple[list[Partition], list[Path]]:
-    """All partitions, oldest first, and every foreign path found beside them (never plsnap's own files)."""
+def list_partitions(instance: SafeDir | Path) -> Listing:
+    """Every partition of an instance directory, oldest first, and every foreign entry (never followed)."""
+    if isinstance(instance, Path):
+        try:
+            opened = SafeDir.open_root(instance, writable=False)
+        except FileNotFoundError:
+            return Listing([], [], [])
+        with opened:
+            return list_partitions(opened)
     partitions: list[Partition] = []
-    foreign: list[Path] = []
+    foreign: list[Foreign] = []
+    temps: list[Path] = []
     try:
-        entries = sorted(instance_dir.iterdir())
-    except FileNotFoundError:
-        return [], []
+        entries = instance.entries()
+    except OSError as exc:
+        raise ArchiveError(f"cannot list {instance.path}: {exc.strerror}") from None
     for entry in entries:
+        path = instance.child_path(entry.name)
         if entry.name in OWN_HIDDEN:
             continue
-        if not entry.is_dir() or not DATE_DIR_RE.match(entry.name):
-            foreign.append(entry)
+        if TEMP_RE.match(entry.name):
+            temps.append(path)
             continue
-        for child in sorted(entry.iterdir()):
-            start = parse_partition_path(child)
-            if start is not None and child.is_file():
-                partitions.append(Partition(child, start, child.stat().st_size))
-            elif not is_own_file(child, instance_dir):
-                foreign.append(child)
+        if not DATE_DIR_RE.match(entry.name):
+            foreign.append(Foreign(path, "not a plsnap file"))
+            continue
+        if entry.kind != "dir":
+            reason = "a symlink (never followed)" if entry.kind == "symlink" else "not a directory"
+            foreign.append(Foreign(path, reason))
+            continue
+        try:
+            folder = instance.subdir(entry.name)
+        except (ArchiveError, FileNotFoundError) as exc:
+            foreign.append(Foreign(path, str(exc)))
+            continue
+        with folder:
+            _list_date_dir(folder, entry.name, partitions, foreign, temps)
     partitions.sort(key=lambda p: p.start)
-    return partitions, foreign
+    return Listing(partitions, foreign, temps)
 
 
-def resolve_instance_dir(data_dir: Path, instance: str | None) -> Path:
-    """The instance directory to read: the named one, or the only one present; NoDataError otherwise."""
-    if instance is not None:
-        path = data_dir / validate_instance(instance)
-        if not path.is_dir():
-            raise NoDataError(f"no archive for instance {instance!r} under {data_dir}")
-        return path
+@dataclass(slots=True)
+class _Hour:
+    main: str | None = None
+    size: int = 0
+    damaged: list[str] = field(default_factory=list)
+
+
+def _list_date_dir(
+    folder: SafeDir, date_name: str, partitions: list[Partition], foreign: list[Foreign], temps: list[Path]
+) -> None:
+    hours: dict[datetime, _Hour] = {}
+    for child in folder.entries():
+        path = folder.child_path(child.name)
+        if TEMP_RE.match(child.name):
+            temps.append(path)
+            continue
+        start = _hour_of(date_name, child.name, PARTITION_RE)
+        hour = start or _hour_of(date_name, child.name, DAMAGED_RE)
+        if hour is None:
+            foreign.append(Foreign(path, "not a plsnap file"))
+            continue
+        if child.kind != "file":
+            kind = {"symlink": "a symlink (never followed)", "dir": "a directory"}.get(child.kind, "not a file")
+            foreign.append(Foreign(path, f"is {kind} where a partition file should be"))
+            continue
+        slot = hours.setdefault(hour, _Hour())
+        slot.size += child.size
+        if start is not None:
+            slot.main = child.name
+        else:
+            slot.damaged.append(child.name)
+    for hour, slot in hours.items():
+        partitions.append(
+            Partition(
+                path=folder.path / (slot.main or f"{hour:%H}{SUFFIX}"),
+                start=hour,
+                size=slot.size,
+                damaged=tuple(sorted(slot.damaged, key=_damaged_order)),
+                has_main=slot.main is not None,
+            )
+        )
+
+
+def _damaged_order(name: str) -> int:
+    match = DAMAGED_RE.match(name)
+    return int(match.group(2) or 1) if match else 0
+
+
+def is_instance_dir(directory: SafeDir) -> bool:
+    """True when a directory looks like a plsnap instance: it has a lock/heartbeat file or a date folder."""
     try:
-        candidates = sorted(p for p in data_dir.iterdir() if p.is_dir() and INSTANCE_RE.match(p.name))
+        entries = directory.entries()
+    except OSError:
+        return False
+    return any(e.name in OWN_HIDDEN or (e.kind == "dir" and DATE_DIR_RE.match(e.name)) for e in entries)
+
+
+def resolve_instance(data_dir: Path, requested: str | None) -> tuple[Path, str]:
+    """(data directory, instance name) that a reading command means: one rule for every command.
+
+    ``requested`` (``--instance``, else ``[archive] instance``) wins; otherwise the only instance under the data
+    directory. When ``data_dir`` is itself an instance directory (holds date folders), it is used. NoDataError
+    when nothing matches, naming what was found.
+    """
+    if requested:
+        validate_instance(requested)
+        return data_dir, requested
+    try:
+        root = SafeDir.open_root(data_dir, writable=False)
     except (FileNotFoundError, NotADirectoryError):
-        raise NoDataError(f"no archive at {data_dir} (data directory does not exist)") from None
+        raise NoDataError(f"no archive at {data_dir}: the directory does not exist (check --data-dir)") from None
+    except ArchiveError as exc:
+        raise NoDataError(str(exc)) from None
+    with root:
+        if is_instance_dir(root) and not _has_instances(root):
+            return root.path.parent, root.path.name
+        candidates = _instances(root)
+    if len(candidates) == 1:
+        return data_dir, candidates[0]
     if not candidates:
-        raise NoDataError(f"no archive under {data_dir}")
-    if len(candidates) > 1:
-        names = ", ".join(p.name for p in candidates)
-        raise NoDataError(f"several instances under {data_dir} ({names}): choose one with --instance")
-    return candidates[0]
+        raise NoDataError(
+            f"no plsnap archive under {data_dir}: no instance directory holding partitions (check --data-dir)"
+        )
+    raise NoDataError(f"several instances under {data_dir} ({', '.join(candidates)}): choose one with --instance")
+
+
+def _has_instances(root: SafeDir) -> bool:
+    return bool(_instances(root))
+
+
+def _instances(root: SafeDir) -> list[str]:
+    names = []
+    for entry in root.entries():
+        if entry.kind != "dir" or not INSTANCE_RE.match(entry.name) or DATE_DIR_RE.match(entry.name):
+            continue
+        try:
+            with root.subdir(entry.name) as child:
+                if is_instance_dir(child):
+                    names.append(entry.name)
+        except (ArchiveError, FileNotFoundError):
+            continue
+    return names
+
+
+def open_instance(data_dir: Path, instance: str, *, writable: bool, create: bool | None = None) -> SafeDir:
+    """Open ``<data_dir>/<instance>`` (created when ``create``, which defaults to ``writable``); NoDataError when
+    it is missing and not created."""
+    validate_instance(instance)
+    create = writable if create is None else create
+    try:
+        root = SafeDir.open_root(data_dir, writable=writable, create=create)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NoDataError(f"no archive at {data_dir}: the directory does not exist (check --data-dir)") from None
+    with root:
+        try:
+            return root.subdir(instance, create=create)
+        except FileNotFoundError:
+            raise NoDataError(f"no archive for instance {instance!r} under {root.path}") from None

@@ -1,0 +1,182 @@
+"""Canned servers behind plsnap's connection seam (:mod:`plsnap.connection`), for flavours that cannot run
+here: MySQL 8.0 and 8.4, Percona Server 8.0, and an RDS-like managed account.
+
+A :class:`FakeServer` answers plsnap's statements with result sets shaped as those servers document them:
+``VERSION()`` and ``@@version_comment`` strings, ``@@performance_schema``, ``SHOW GRANTS`` lines, the column
+lists of ``performance_schema.processlist`` / ``information_schema.PROCESSLIST`` / ``SHOW FULL PROCESSLIST``,
+text columns as bytes and numbers as Python numbers (what PyMySQL returns with ``use_unicode=False``), and the
+servers' error codes and messages (1227, 1142, 1045). Only the server is faked: plsnap's own code runs as is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plsnap.connection import Connection, ConnectionLost, ConnectParams, Result, ServerError
+
+PROCESSLIST_COLUMNS = ("id", "user", "host", "db", "command", "time", "state", "info")
+
+
+def denied_process() -> ServerError:
+    """MySQL/MariaDB error 1227 for a statement that needs PROCESS."""
+    return ServerError(1227, "Access denied; you need (at least one of) the PROCESS privilege(s) for this operation")
+
+
+def denied_table(user: str, table: str) -> ServerError:
+    """MySQL 8 error 1142 for a table the account may not read."""
+    name, host = user.split("@", 1)
+    return ServerError(1142, f"SELECT command denied to user '{name}'@'{host}' for table '{table}'")
+
+
+def row(  # noqa: PLR0917 - mirrors the processlist's column order
+    sid: int, user: str, host: str, db: str | None, command: str, time: int, state: str | None, info: str | None
+) -> tuple[Any, ...]:
+    """A processlist row as PyMySQL returns it (bytes for text)."""
+
+    def text(value: str | None) -> bytes | None:
+        return None if value is None else value.encode()
+
+    return (sid, text(user), text(host), text(db), text(command), time, text(state), text(info))
+
+
+@dataclass
+class FakeServer:
+    """One server: its identity, grants, sessions and refusals. ``handlers`` answer extra statements by a
+    substring of their text (checked in order); ``refuse`` maps a substring to the error it raises."""
+
+    version: str
+    version_comment: str
+    performance_schema: int = 1
+    account: str = "plsnap@localhost"
+    grants: list[str] = field(default_factory=lambda: ["GRANT PROCESS ON *.* TO `plsnap`@`localhost`"])
+    sessions: list[tuple[Any, ...]] = field(default_factory=list)
+    transactions: list[tuple[Any, ...]] = field(default_factory=list)
+    refuse: dict[str, ServerError] = field(default_factory=dict)
+    handlers: list[tuple[str, Callable[[str], Result]]] = field(default_factory=list)
+    connection_id: int = 4242
+    unreachable: str | None = None
+    hang_on: str | None = None
+    queries: list[str] = field(default_factory=list)
+    connects: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def connector(self) -> Callable[[ConnectParams], Connection]:
+        """The connector to give :class:`plsnap.source.Source`."""
+        return lambda params: FakeConnection(self, params)
+
+    def answer(self, sql: str) -> Result:
+        """The result set (or error) for one statement."""
+        with self._lock:
+            self.queries.append(sql)
+        for needle, error in self.refuse.items():
+            if needle in sql:
+                raise error
+        for needle, handler in self.handlers:
+            if needle in sql:
+                return handler(sql)
+        if sql.startswith("SELECT /* plsnap */ VERSION()"):
+            return Result(
+                ("version()", "@@version_comment", "@@performance_schema", "connection_id()", "current_user()"),
+                [
+                    (
+                        self.version.encode(),
+                        self.version_comment.encode(),
+                        self.performance_schema,
+                        self.connection_id,
+                        self.account.encode(),
+                    )
+                ],
+            )
+        if sql.startswith("SHOW /* plsnap */ GRANTS"):
+            return Result((f"grants for {self.account}",), [(g.encode(),) for g in self.grants])
+        if sql.startswith("SET /* plsnap */ SESSION"):
+            return Result((), [])
+        if "PROCESSLIST" in sql.upper() or "performance_schema.threads" in sql:
+            return Result(PROCESSLIST_COLUMNS, list(self.sessions))
+        if "information_schema.INNODB_TRX" in sql:
+            columns = ("trx_mysql_thread_id", "age", "trx_state", "trx_rows_locked", "blockers")
+            return Result(columns, list(self.transactions))
+        raise ServerError(1064, "You have an error in your SQL syntax (the fake server does not know this one)")
+
+
+class FakeConnection:
+    """A connection to a :class:`FakeServer`; :meth:`abort` unblocks a statement the server hangs on."""
+
+    def __init__(self, server: FakeServer, params: ConnectParams) -> None:
+        self.server = server
+        self.params = params
+        self._aborted = threading.Event()
+        self._open = False
+
+    @property
+    def tls(self) -> bool:
+        """The fake never negotiates TLS."""
+        return False
+
+    def open(self) -> None:
+        """Connect: fails like an absent server when ``unreachable`` is set."""
+        if self.server.unreachable:
+            raise ConnectionLost(self.server.unreachable)
+        self.server.connects += 1
+        self._open = True
+
+    def query(self, sql: str) -> Result:
+        """Answer from the server, or hang (until aborted) on ``hang_on``."""
+        if not self._open:
+            raise ConnectionLost("not connected")
+        hang = self.server.hang_on
+        if hang is not None and hang in sql:
+            self._aborted.wait(120)
+            raise ConnectionLost("(2013) Lost connection to MySQL server during query")
+        return self.server.answer(sql)
+
+    def close(self) -> None:
+        """Forget the connection."""
+        self._open = False
+
+    def abort(self) -> None:
+        """Unblock a hanging statement."""
+        self._aborted.set()
+
+
+def mysql80(**changes: Any) -> FakeServer:
+    """MySQL Community Server 8.0.36 with performance_schema on (its defaults)."""
+    return FakeServer(version="8.0.36", version_comment="MySQL Community Server - GPL", **changes)
+
+
+def mysql84(**changes: Any) -> FakeServer:
+    """MySQL Community Server 8.4.3 LTS."""
+    return FakeServer(version="8.4.3", version_comment="MySQL Community Server - GPL", **changes)
+
+
+def percona80(**changes: Any) -> FakeServer:
+    """Percona Server for MySQL 8.0.39-30."""
+    return FakeServer(
+        version="8.0.39-30",
+        version_comment="Percona Server (GPL), Release 30, Revision 8ea5a9a7",
+        **changes,
+    )
+
+
+def rds(**changes: Any) -> FakeServer:
+    """An RDS-like MySQL 8.0 whose master account has no SUPER (and a plain capture account without PROCESS)."""
+    defaults: dict[str, Any] = {
+        "account": "plsnap@%",
+        "grants": ["GRANT USAGE ON *.* TO `plsnap`@`%`"],
+        "refuse": {"information_schema.INNODB_TRX": denied_process()},
+    }
+    defaults.update(changes)
+    return FakeServer(version="8.0.35", version_comment="Source distribution", **defaults)
+
+
+def sessions_of(*rows: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows as a list (for readability at call sites)."""
+    return list(rows)
+
+
+def queries_matching(server: FakeServer, needle: str) -> Sequence[str]:
+    """The statements the server received that contain ``needle``."""
+    return [q for q in server.queries if needle in q]
