@@ -2,7 +2,7 @@
 
 For processlists of about 200, 1,000 and 3,000 sessions (idle connections plus ``active_share`` of them running
 a long ``SELECT ... SLEEP`` with application-like text, some of it several KB), made by :class:`common.Load`
-against a private mariadbd (:class:`plsnap.devserver.DevServer`), this measures per sample:
+against a private mariadbd (:class:`tests.devserver.DevServer`), this measures per sample:
 
 - **plsnap**: ``Source.sample()`` + ``encode_line(snapshot.to_record())`` + ``ArchiveWriter.append`` exactly as
   ``Recorder.capture`` does (default config: ``source = auto``, which is ``information_schema`` on MariaDB, zstd
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from tests.devserver import DevServer
 
 from benchmarks.common import (
     CAPTURE_USER,
@@ -46,7 +47,6 @@ from benchmarks.common import (
 from plsnap.archive.format import encode_line
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import load_config
-from plsnap.devserver import DevServer
 from plsnap.source import Source
 
 SIZES = (200, 1000, 3000)

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.devserver import DevServer
+
 from benchmarks.common import (
     CAPTURE_USER,
     PLSNAP,
@@ -33,7 +35,6 @@ from benchmarks.common import (
     verdict,
 )
 from plsnap.archive.layout import list_partitions
-from plsnap.devserver import DevServer
 
 INTERVAL = 0.2
 SESSIONS = 500

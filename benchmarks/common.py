@@ -22,8 +22,7 @@ from typing import Any
 
 import pymysql
 from pymysql.constants import COMMAND
-
-from plsnap.devserver import DevServer
+from tests.devserver import DevServer
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"

@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pymysql
-
-from plsnap.devserver import DevServer
+from tests.devserver import DevServer
 
 ORDERS = 2000
 

@@ -1,7 +1,7 @@
 """Shared fixtures: one throwaway MariaDB server for the whole test session.
 
 The tests never touch the system server on port 3306 or /run/mysqld/mysqld.sock: they start their own
-``mariadbd`` (see :mod:`plsnap.devserver`) with a private datadir and unix socket under pytest's temporary
+``mariadbd`` (see :mod:`tests.devserver`) with a private datadir and unix socket under pytest's temporary
 directory, listening on 127.0.0.1 on a free port, and remove it at the end of the session. They fail (never
 skip) when the MariaDB server binaries are not installed. Unit tests never request these fixtures.
 """
@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import pytest
 
-from plsnap.devserver import DevServer, DevServerError, find_install_db, find_mariadbd
+from tests.devserver import DevServer, DevServerError, find_install_db, find_mariadbd
 
 
 class CaptureUser(NamedTuple):

@@ -278,8 +278,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from plsnap.log import configure_logging
 
     config = _load(args)
-    configure_logging(config.log.level, config.log.format)
-    return run_daemon(config, reload=lambda: _load(args))
+    console = configure_logging(config.log.level, config.log.format)
+    return run_daemon(config, reload=lambda: _load(args), sample_lines=console)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:

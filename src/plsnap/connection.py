@@ -25,8 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-CR_SERVER_LOST = 2013
-
 
 class ConnectionLost(Exception):  # noqa: N818 - a state, named like httpx's TransportError family
     """The connection is gone or never came up; ``args[0]`` is a one-line reason."""

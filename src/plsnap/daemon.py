@@ -244,6 +244,8 @@ def _warn(message: str) -> None:
     log.warning(message)
 
 
-def run_daemon(config: Config, reload: Callable[[], Config] | None = None) -> int:
-    """Entry point for ``plsnap daemon``."""
-    return Daemon(config, reload).run()
+def run_daemon(config: Config, reload: Callable[[], Config] | None = None, *, sample_lines: bool = False) -> int:
+    """Entry point for ``plsnap daemon``; ``sample_lines`` logs every sample at info (someone is watching)."""
+    daemon = Daemon(config, reload)
+    daemon.recorder.sample_level = "info" if sample_lines else "debug"
+    return daemon.run()

@@ -19,8 +19,9 @@ import structlog
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Route structlog and stdlib logging to ``stream`` (stdout) as JSON or console lines at ``level``."""
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> bool:
+    """Route structlog and stdlib logging to ``stream`` (stdout) as JSON or console lines at ``level``; True
+    when the console renderer was chosen (a person is watching)."""
     stream = stream or sys.stdout
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     shared: list[Any] = [
@@ -55,6 +56,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+    return use_console
 
 
 def safe_exception(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:

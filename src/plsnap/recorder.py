@@ -11,11 +11,12 @@ current partition, carrying that span (``gap_since``, ``missed``); a closed hour
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -34,6 +35,8 @@ from plsnap.model import Snapshot, format_ts
 from plsnap.source import Source
 
 log = structlog.get_logger("plsnap")
+#: A pending gap line written just before a sample gets a ts this much earlier, so no two lines share a ts.
+JUST_BEFORE = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class Recorder:
         self.attempts = 0
         self.closed = False
         self.stopping = False
+        self.sample_level = "debug"
         self.visibility: str | None = None
         self._missed: _Missed | None = None
         self._missed_lock = threading.Lock()
@@ -163,7 +167,7 @@ class Recorder:
         line = encode_line(snapshot.to_record())
         try:
             try:
-                if self._missed is not None and not self._flush_missed(snapshot.ts):
+                if self._missed is not None and not self._flush_missed(snapshot.ts - JUST_BEFORE):
                     raise DiskFullError("the pending gap line could not be written")
                 written = self.writer.append(line, snapshot.ts)
             except DiskFullError:
@@ -171,7 +175,7 @@ class Recorder:
                     raise
                 self._prune(reason="disk full")
                 if self._missed is not None:
-                    self._flush_missed(snapshot.ts)
+                    self._flush_missed(snapshot.ts - JUST_BEFORE)
                 written = self.writer.append(line, snapshot.ts)
         except ArchiveError as exc:
             self._remember(snapshot.ts, 1, f"archive writes failed: {exc}")
@@ -246,7 +250,8 @@ class Recorder:
         if self.failures:
             log.info("capture recovered", failed_attempts=self.failures, source=snapshot.source)
         self.failures = 0
-        log.debug(
+        log.log(
+            logging.INFO if self.sample_level == "info" else logging.DEBUG,
             "sample",
             ts=format_ts(snapshot.ts),
             sessions=len(sessions),

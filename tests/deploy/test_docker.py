@@ -362,3 +362,31 @@ def test_demo_stack_pieces_record_the_workload(tmp_path: Path, mariadb_running, 
     assert "DO SLEEP(8)" in infos, f"the lock holder is missing: {infos}"
     assert any(info.startswith("SELECT SLEEP(6)") for info in infos), infos
     assert all(s["confidence"] == "certain" for s in shown), shown
+
+
+def test_image_pins_the_whole_runtime_tree() -> None:
+    """Every distribution that plsnap's runtime requirements pull in (extras included, recursively, as
+    installed here) is pinned in docker/constraints.txt: no transitive dependency floats in the image."""
+    from importlib import metadata
+
+    pins = {
+        canonicalize_name(line.split("#", 1)[0].strip().partition("==")[0])
+        for line in CONSTRAINTS.read_text().splitlines()
+        if line.split("#", 1)[0].strip()
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pending = [Requirement(r) for r in project["project"]["dependencies"]]
+    seen: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        for raw in metadata.requires(requirement.name) or []:
+            child = Requirement(raw)
+            extras = requirement.extras or {""}
+            if child.marker is None or any(child.marker.evaluate({"extra": extra}) for extra in extras):
+                pending.append(child)
+    missing = sorted(seen - pins)
+    assert not missing, f"not pinned in {CONSTRAINTS.name}: {missing}"

@@ -25,8 +25,8 @@ import pytest
 
 from plsnap.archive import ArchiveWriter, list_partitions
 from plsnap.archive.format import encode_line
-from plsnap.devserver import DevServer
 from plsnap.model import format_ts
+from tests.devserver import DevServer
 from tests.faults.tools import check_archive, log_events, run_daemon, stop_daemon, wait_until
 from tests.integration.harness import Daemon, records, write_config
 
@@ -255,3 +255,49 @@ def test_disk_full_is_survived(small_fs, tmp_path: Path, mariadb_running, captur
     for path in survivors:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digests[path], f"{path} changed"
     assert any(r["error"] is None and r["server"] != "junk" for r in found)
+
+
+@pytest.mark.parametrize("guard", ["min_free", "none"])
+def test_restart_after_a_crash_on_a_full_disk(
+    small_fs, tmp_path: Path, mariadb_running, capture_user, guard: str
+) -> None:
+    """kill -9, the disk fills up, restart: the daemon starts (no restart loop under systemd) and keeps
+    trying. With min_free it applies the guard before the repair that needs space (prunes the oldest
+    partitions at start-up, then closes the crash-left partition in place) and captures on; without a guard
+    it records nothing until space returns, then writes one gap line carrying the span it missed."""
+    mount, _ = small_fs
+    data_dir = mount / "archive"
+    instance_dir = data_dir / "default"
+    old = prefill(instance_dir)
+    retention = {"min_free": MIN_FREE} if guard == "min_free" else {}
+    cfg = write_config(tmp_path / "plsnap.toml", mariadb_running, capture_user, interval="1s",
+                       archive={"data_dir": str(data_dir)}, retention=retention)  # fmt: skip
+    with run_daemon(cfg) as proc, Churn(mariadb_running):
+        assert wait_until(lambda: len(_events(proc, "sample")) >= 3, 15), proc.output[-3000:]
+        proc.proc.kill()
+        proc.proc.wait(10)
+    fill(mount / "ballast-full")
+    with run_daemon(cfg) as proc, Churn(mariadb_running):
+        time.sleep(4)
+        assert proc.proc.poll() is None, f"the daemon exited on a full disk:\n{proc.output[-3000:]}"
+        if guard == "min_free":
+            assert wait_until(lambda: len(_events(proc, "sample")) >= 3, 15), proc.output[-3000:]
+            pruned = _events(proc, "partition pruned")
+            assert pruned and pruned[0]["trigger"] == "start-up", proc.output[-3000:]
+            assert _events(proc, "partition repaired"), proc.output[-3000:]
+            assert not _events(proc, "archive write failed"), proc.output[-3000:]
+        else:
+            assert _events(proc, "archive write failed"), proc.output[-3000:]
+            (mount / "ballast-full").unlink()
+            assert wait_until(lambda: len(_events(proc, "archive writes recovered")) >= 1, 15), proc.output[-3000:]
+            assert wait_until(lambda: any("gap_since" in r for r in records(instance_dir)), 10)
+        assert stop_daemon(proc) == 0, proc.output[-3000:]
+    assert "cannot repair" not in proc.output
+    found, undecodable, failing = check_archive(instance_dir)
+    assert not undecodable, undecodable
+    assert not failing, failing
+    assert len({r["ts"] for r in found}) == len(found)
+    spans = [r for r in found if "gap_since" in r]
+    if guard == "none":
+        assert spans and all(r["missed"] >= 1 and "no space left" in r["error"] for r in spans), spans
+    assert any(not p.exists() for p in old) == (guard == "min_free")

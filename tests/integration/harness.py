@@ -16,7 +16,7 @@ from typing import Any
 import pymysql
 
 from plsnap.archive import ArchiveReader
-from plsnap.devserver import DevServer
+from tests.devserver import DevServer
 
 
 def write_config(path: Path, server: DevServer, user: Any, *, interval: str = "1s", **sections: dict[str, Any]) -> Path:

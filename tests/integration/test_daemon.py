@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import shutil
@@ -30,6 +31,12 @@ def instance_dir(cfg: Path) -> Path:
     return cfg.parent / "archive" / "default"
 
 
+def hour_of(part: Path) -> tuple[datetime, datetime]:
+    """The UTC hour a partition file holds."""
+    start = datetime.strptime(f"{part.parent.name} {part.name[:2]}", "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return start, start + timedelta(hours=1)
+
+
 def test_aligned_samples_then_sigterm_closes_cleanly(cfg: Path, mariadb_running) -> None:
     """Samples land on wall-clock slots; SIGTERM exits 0 and leaves a partition that passes zstd -t and jq."""
     with daemon(cfg) as proc, Sleeper(mariadb_running, 3, "daemon-aligned") as sleeper:
@@ -41,16 +48,23 @@ def test_aligned_samples_then_sigterm_closes_cleanly(cfg: Path, mariadb_running)
         offset = parse_ts(record["ts"]).timestamp() % 1.0
         assert offset < 0.25, f"{record['ts']} is not on a 1s slot"
     assert any(s["info"] == sleeper.sql for r in found for s in r["sessions"] or ())
-    for part, _ in [(p.path, p) for p in list_partitions(instance_dir(cfg)).partitions]:
+    for part in [p.path for p in list_partitions(instance_dir(cfg)).partitions]:
         subprocess.run(["zstd", "-q", "-t", str(part)], check=True)
         jq = subprocess.run(
-            f"zstdcat {part} | jq -c '.sessions[] | select(.command==\"Query\") | .info'",
+            f"zstdcat {part} | jq -c 'select(.sessions) | .sessions[] | select(.command==\"Query\") | .info'",
             shell=True,
             capture_output=True,
             text=True,
             check=True,
         )
-        assert jq.returncode == 0
+        expected = [
+            json.dumps(s["info"], separators=(",", ":"), ensure_ascii=False)
+            for r in ArchiveReader(instance_dir(cfg)).iter_records(*hour_of(part))
+            for s in r["sessions"] or ()
+            if s["command"] == "Query"
+        ]
+        assert jq.stdout.splitlines() == expected
+        assert sleeper.sql in jq.stdout
     assert '"plsnap daemon stopped"' in proc.output
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from plsnap.devserver import DevServer
+from tests.devserver import DevServer
 
 if TYPE_CHECKING:
     from .conftest import CaptureUser
@@ -153,7 +153,7 @@ def test_kill_then_start_recovers_committed_data(mariadb_running: DevServer) -> 
 def _spawn_owner(basedir: Path) -> tuple[subprocess.Popen[str], int]:
     """Start a Python process that starts a DevServer, prints mariadbd's pid and waits for stdin."""
     code = (
-        "import sys; from pathlib import Path; from plsnap.devserver import DevServer\n"
+        "import sys; from pathlib import Path; from tests.devserver import DevServer\n"
         f"s = DevServer(Path({str(basedir)!r})); s.start(); print(s._proc.pid, flush=True); sys.stdin.read()\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])}

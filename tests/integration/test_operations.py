@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from plsnap.devserver import free_port
 from plsnap.model import parse_ts
+from tests.devserver import free_port
 from tests.integration.harness import daemon, plsnap, records, wait_for, wait_for_records, write_config
 
 

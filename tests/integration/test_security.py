@@ -14,8 +14,8 @@ import pytest
 
 from plsnap.archive.format import decode_lines
 from plsnap.config import load_config, resolve_password
-from plsnap.devserver import DevServer
 from plsnap.source import Source
+from tests.devserver import DevServer
 from tests.integration.harness import Sleeper, daemon, plsnap, records, wait_for, wait_for_records, write_config
 
 PLANTED = ("alice@example.com", "4111111111111111", "4111-1111-1111-1111", "hunter2-Secret")

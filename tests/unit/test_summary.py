@@ -91,3 +91,46 @@ def test_session_factory_sanity() -> None:
     """The synthetic helpers mark Sleep as idle and Query as active."""
     assert not idle(1).active
     assert session(1).active
+
+
+def test_a_hole_without_any_sample_is_a_gap() -> None:
+    """A 47 h stretch with no line at all (the daemon was down) is reported as a no-samples gap with its span,
+    not as "failed samples: 0"."""
+    before = [snap(t, running(1, SLOW, started=t - 1, now=t)) for t in range(0, 60, 10)]
+    after = [
+        snap(47 * 3600 + t, running(1, SLOW, started=47 * 3600 + t - 1, now=47 * 3600 + t)) for t in range(0, 60, 10)
+    ]
+    summary = summarize([*before, *after], at(0), at(47 * 3600 + 60))
+    holes = [g for g in summary.gaps if g.kind == "no_samples"]
+    assert [(h.first, h.last) for h in holes] == [(at(50), at(47 * 3600))]
+    assert holes[0].count == round((47 * 3600 - 50) / 10) - 1
+    assert summary.gap_samples == 0
+    assert any("have no samples" in w for w in summary.warnings)
+
+
+def test_window_beyond_the_archive_is_reported_once_as_outside() -> None:
+    """The part of a window before the first sample and after the last is one 'outside the archive' span
+    each, never a gap and never empty activity buckets."""
+    samples_ = [snap(t, running(1, SLOW, started=t - 1, now=t)) for t in range(3600, 7200, 10)]
+    summary = summarize(samples_, at(0), at(10800), bounds=(at(3600), at(7190)))
+    assert [(o.side, o.first, o.last) for o in summary.outside] == [
+        ("before", at(0), at(3600)),
+        ("after", at(7190), at(10800)),
+    ]
+    assert summary.gaps == ()
+    assert all(at(3600) <= b.start < at(7200) for b in summary.activity)
+    assert all(b.samples for b in summary.activity)
+
+
+def test_not_recorded_span_from_a_gap_line() -> None:
+    """A gap line carrying gap_since (skipped slots, failed writes) is a not-recorded span with its count."""
+    from dataclasses import replace
+
+    marker = replace(
+        gap(100, "no samples recorded: disk full"), extra={"gap_since": "2026-11-28T03:00:40.000Z", "missed": 6}
+    )
+    samples_ = [snap(t) for t in (0, 10, 20, 30)] + [marker] + [snap(t) for t in (110, 120)]
+    summary = summarize(samples_, at(0), at(130))
+    (span,) = [g for g in summary.gaps if g.kind == "not_recorded"]
+    assert (span.first, span.last, span.count) == (at(40), at(100), 6)
+    assert [g.kind for g in summary.gaps] == ["not_recorded"]

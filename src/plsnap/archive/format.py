@@ -143,7 +143,6 @@ class FrameShape:
     header_end: int
     checksum: bool
     block_ends: list[int] = field(default_factory=list)
-    last_block_end: int | None = None
     end: int | None = None
     error: str | None = None
 
@@ -194,7 +193,6 @@ def walk_frame(data: bytes | memoryview, pos: int, *, anchored_check: bool = Tru
         shape.block_ends.append(block_end)
         cursor = block_end
         if last:
-            shape.last_block_end = block_end
             end = block_end + (4 if checksum else 0)
             if end <= size:
                 shape.end = end

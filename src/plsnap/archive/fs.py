@@ -15,7 +15,6 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +47,6 @@ class Entry:
     name: str
     kind: str  # "dir", "file", "symlink" or "other"
     size: int
-    mtime: float
 
 
 class SafeDir:
@@ -166,7 +164,7 @@ class SafeDir:
                     kind = "file"
                 else:
                     kind = "other"
-                found.append(Entry(item.name, kind, info.st_size, info.st_mtime))
+                found.append(Entry(item.name, kind, info.st_size))
         found.sort(key=lambda e: e.name)
         return found
 
@@ -278,15 +276,6 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def iter_dirs(directory: SafeDir) -> Iterator[tuple[Entry, SafeDir]]:
-    """Every real child directory, opened (symlinks and other entries are skipped)."""
-    for entry in directory.entries():
-        if entry.kind == "dir":
-            with contextlib.suppress(FileNotFoundError, ArchiveError):
-                child = directory.subdir(entry.name)
-                yield entry, child
 
 
 def _check_name(name: str) -> None:

@@ -80,7 +80,6 @@ class Listing:
 
     partitions: list[Partition]
     foreign: list[Foreign]
-    temp_files: list[Path]
 
 
 def validate_instance(name: str) -> str:
@@ -140,12 +139,11 @@ def list_partitions(instance: SafeDir | Path) -> Listing:
         try:
             opened = SafeDir.open_root(instance, writable=False)
         except FileNotFoundError:
-            return Listing([], [], [])
+            return Listing([], [])
         with opened:
             return list_partitions(opened)
     partitions: list[Partition] = []
     foreign: list[Foreign] = []
-    temps: list[Path] = []
     try:
         entries = instance.entries()
     except OSError as exc:
@@ -155,7 +153,6 @@ def list_partitions(instance: SafeDir | Path) -> Listing:
         if entry.name in OWN_HIDDEN:
             continue
         if TEMP_RE.match(entry.name):
-            temps.append(path)
             continue
         if not DATE_DIR_RE.match(entry.name):
             foreign.append(Foreign(path, "not a plsnap file"))
@@ -170,9 +167,9 @@ def list_partitions(instance: SafeDir | Path) -> Listing:
             foreign.append(Foreign(path, str(exc)))
             continue
         with folder:
-            _list_date_dir(folder, entry.name, partitions, foreign, temps)
+            _list_date_dir(folder, entry.name, partitions, foreign)
     partitions.sort(key=lambda p: p.start)
-    return Listing(partitions, foreign, temps)
+    return Listing(partitions, foreign)
 
 
 @dataclass(slots=True)
@@ -182,14 +179,11 @@ class _Hour:
     damaged: list[str] = field(default_factory=list)
 
 
-def _list_date_dir(
-    folder: SafeDir, date_name: str, partitions: list[Partition], foreign: list[Foreign], temps: list[Path]
-) -> None:
+def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition], foreign: list[Foreign]) -> None:
     hours: dict[datetime, _Hour] = {}
     for child in folder.entries():
         path = folder.child_path(child.name)
         if TEMP_RE.match(child.name):
-            temps.append(path)
             continue
         start = _hour_of(date_name, child.name, PARTITION_RE)
         hour = start or _hour_of(date_name, child.name, DAMAGED_RE)

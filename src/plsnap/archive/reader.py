@@ -120,7 +120,7 @@ class ArchiveReader:
             try:
                 self._listing = list_partitions(self.directory())
             except FileNotFoundError:
-                self._listing = Listing([], [], [])
+                self._listing = Listing([], [])
             for item in self._listing.foreign:
                 if "partition" in item.reason:
                     self._report(f"{item.path}: {item.reason}; not read")

@@ -118,11 +118,6 @@ class ArchiveWriter:
             return None
         return self._date.path / self._name
 
-    @property
-    def pending_recovery(self) -> Path | None:
-        """The partition a previous writer left open, until :meth:`recover` has dealt with it."""
-        return None if self._noted is None else self.instance_dir / self._noted[0] / self._noted[1]
-
     def _lock(self) -> None:
         try:
             fcntl.flock(self._dir.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -307,7 +307,7 @@ class DevServer:
 
     def _write_cnf(self) -> None:
         self.cnf_file.write_text(
-            "# Written by plsnap.devserver for interactive use: mariadb --defaults-file=<this file>\n"
+            "# Written by tests.devserver for interactive use: mariadb --defaults-file=<this file>\n"
             "[client]\n"
             "user=root\n"
             f"socket={self.socket}\n"
