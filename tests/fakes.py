@@ -31,7 +31,7 @@ def denied_table(user: str, table: str) -> ServerError:
     return ServerError(1142, f"SELECT command denied to user '{name}'@'{host}' for table '{table}'")
 
 
-def row(  # noqa: PLR0917 - mirrors the processlist's column order
+def row(
     sid: int, user: str, host: str, db: str | None, command: str, time: int, state: str | None, info: str | None
 ) -> tuple[Any, ...]:
     """A processlist row as PyMySQL returns it (bytes for text)."""
