@@ -1,7 +1,7 @@
 """Names vulture cannot see being used (``make lint`` runs ``vulture src vulture_allowlist.py``)."""
 
 import plsnap
-from plsnap import archive, config, metrics, replay
+from plsnap import archive, config, locks, metrics, replay
 
 plsnap.__getattr__  # PEP 562: the lazy public API
 plsnap.__dir__
@@ -10,3 +10,4 @@ archive.format.decode_lines  # public helper: every line of a partition file
 config.documented_keys  # the example config is checked against it
 metrics._QuietHandler.log_message  # overrides the access log of wsgiref
 replay.AtResult.in_gap  # public API
+locks.episodes  # public API: the episodes of a sequence of samples

@@ -1,7 +1,9 @@
-"""A newcomer demo: a throwaway MariaDB, a small workload with a lock pileup, the daemon, then the answers.
+"""A newcomer demo: a throwaway MariaDB, a small workload with a row-lock and a metadata-lock pileup, the
+daemon, then the answers read from the archive alone.
 
-Run it with ``make demo`` (about a minute). Nothing outside a temporary directory is touched: the server has its
-own datadir, port and socket and is removed at the end, and the system server on 3306 is never contacted.
+Run it with ``make demo`` (about a minute). The server has its own datadir, port and socket under a temporary
+directory and is removed at the end; the system server on 3306 is never contacted. The archive is kept in
+``./demo-archive`` (``--archive DIR``), so you can go on exploring it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import os
 import random
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,7 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pymysql
-from tests.devserver import DevServer
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make the repository's `tests` package importable
+    sys.path.insert(0, str(REPO))
+
+from tests.devserver import DevServer  # noqa: E402
 
 ORDERS = 2000
 
@@ -30,19 +38,24 @@ def main() -> int:
     """Run the demo; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the daemon samples (default 60)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (archive) afterwards")
+    parser.add_argument(
+        "--archive", type=Path, default=Path("demo-archive"), help="where the archive is kept (default ./demo-archive)"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="plsnap-demo-"))
-    server = DevServer(base / "mariadb")
+    archive = args.archive.absolute()
+    if archive.exists():
+        shutil.rmtree(archive)
+    server = DevServer(base / "mariadb", extra_args=("--plugin-load-add=metadata_lock_info",))
     stop = threading.Event()
     try:
-        say(f"starting a throwaway MariaDB under {base} ...")
+        say(f"starting a throwaway MariaDB (metadata_lock_info plugin loaded) under {base} ...")
         server.start()
         prepare(server)
         password = secrets.token_urlsafe(16)
         server.create_user("plsnap", password, ("PROCESS ON *.*",))
-        config = write_config(base, server, password)
-        say(f"starting `plsnap daemon -c {config}` (2 s interval) for {args.seconds:.0f} s ...")
+        config = write_config(base, server, password, archive)
+        say(f"starting `plsnap daemon` (2 s interval) for {args.seconds:.0f} s, archive in {archive} ...")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "plsnap.cli", "daemon", "-c", str(config)],
             stdout=subprocess.DEVNULL,
@@ -51,31 +64,40 @@ def main() -> int:
         workers = [threading.Thread(target=steady_load, args=(server, stop, n), daemon=True) for n in range(4)]
         for worker in workers:
             worker.start()
-        time.sleep(args.seconds * 0.3)
-        pileup_at = lock_pileup(server, hold=max(6.0, args.seconds * 0.3))
-        time.sleep(max(1.0, args.seconds * 0.7 - max(6.0, args.seconds * 0.3)))
+        began = time.time()
+        hold = max(6.0, args.seconds * 0.2)
+        time.sleep(args.seconds * 0.2)
+        row_at = lock_pileup(server, hold=hold)
+        time.sleep(max(1.0, args.seconds * 0.1))
+        mdl_at = metadata_pileup(server, hold=hold)
+        time.sleep(max(1.0, began + args.seconds - time.time()))
         stop.set()
         for worker in workers:
             worker.join(10)
         time.sleep(2.5)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
-        start = datetime.fromtimestamp(pileup_at - args.seconds * 0.35, UTC)
-        end = datetime.now(UTC)
-        window_cmd = ["window", iso(start), iso(end), "--top", "5"]
-        at_cmd = ["at", iso(datetime.fromtimestamp(pileup_at + 3, UTC))]
-        for cmd in (window_cmd, at_cmd):
-            say("$ plsnap " + " ".join(cmd) + f" -c {config}")
-            subprocess.run([sys.executable, "-m", "plsnap.cli", *cmd, "-c", str(config)], check=True)
-        say(f"the archive is in {base / 'archive'}; try `zstdcat {base}/archive/default/*/*.zst | jq .ts`")
+        start = datetime.fromtimestamp(row_at - args.seconds * 0.1, UTC)
+        end = datetime.fromtimestamp(mdl_at + hold + 4, UTC)
+        data = ["--data-dir", str(archive)]
+        commands = [
+            ["window", iso(start), iso(end), "--top", "5"],
+            ["at", iso(datetime.fromtimestamp(row_at + hold / 2, UTC))],
+            ["at", iso(datetime.fromtimestamp(mdl_at + hold / 2, UTC))],
+            ["locks", iso(start), iso(end)],
+        ]
+        for command in commands:
+            say("$ plsnap " + " ".join(command) + " --data-dir " + shlex.quote(str(args.archive)))
+            subprocess.run([sys.executable, "-m", "plsnap.cli", *command, *data, "--utc"], check=True)
+        say(
+            f"the archive stays in {archive}: explore it with `plsnap snapshots --data-dir {args.archive}`, "
+            f"`plsnap window -1h now --data-dir {args.archive}` or `zstdcat {args.archive}/default/*/*.zst | jq .ts`"
+        )
         return 0
     finally:
         stop.set()
-        server.stop()
-        if args.keep:
-            say(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def say(text: str) -> None:
@@ -147,6 +169,43 @@ def lock_pileup(server: DevServer, hold: float) -> float:
     return started
 
 
+def metadata_pileup(server: DevServer, hold: float) -> float:
+    """An idle transaction that read ``orders``; an ALTER waiting for it; reports queued behind the ALTER."""
+    say(f"metadata-lock pileup: an idle transaction keeps `orders` open for {hold:.0f} s; an ALTER waits; "
+        "reports queue behind it")  # fmt: skip
+    holder = connect(server)
+    holder.autocommit(False)
+    with holder.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM orders WHERE status = 'paid'")
+        cur.fetchall()
+    started = time.time()
+    alter = threading.Thread(target=run_alone, args=(server, "ALTER TABLE orders ADD COLUMN note VARCHAR(32)"))
+    alter.start()
+    time.sleep(1.0)
+    readers = [
+        threading.Thread(target=run_alone, args=(server, f"SELECT COUNT(*) FROM orders WHERE customer_id = {n}"))  # noqa: S608 - integers from a constant tuple
+        for n in (7, 11, 13)
+    ]
+    for reader in readers:
+        reader.start()
+    time.sleep(hold)
+    holder.rollback()
+    holder.close()
+    for thread in (alter, *readers):
+        thread.join(60)
+    return started
+
+
+def run_alone(server: DevServer, statement: str) -> None:
+    conn = connect(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            cur.fetchall()
+    finally:
+        conn.close()
+
+
 def wait_for_lock(server: DevServer, n: int) -> None:
     conn = connect(server)
     try:
@@ -156,14 +215,14 @@ def wait_for_lock(server: DevServer, n: int) -> None:
         conn.close()
 
 
-def write_config(base: Path, server: DevServer, password: str) -> Path:
+def write_config(base: Path, server: DevServer, password: str, archive: Path) -> Path:
     secret = base / "plsnap.pw"
     secret.write_text(password)
     os.chmod(secret, 0o600)  # noqa: PTH101
     config = base / "plsnap.toml"
     config.write_text(
         f'[mysql]\nsocket = "{server.socket}"\nuser = "plsnap"\npassword_file = "{secret}"\n'
-        f'[capture]\ninterval = "2s"\n[archive]\ndata_dir = "{base / "archive"}"\nfsync = false\n'
+        f'[capture]\ninterval = "2s"\n[archive]\ndata_dir = "{archive}"\nfsync = false\n'
     )
     return config
 

@@ -10,6 +10,7 @@ servers' error codes and messages (1227, 1142, 1045). Only the server is faked: 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ class FakeServer:
     grants: list[str] = field(default_factory=lambda: ["GRANT PROCESS ON *.* TO `plsnap`@`localhost`"])
     sessions: list[tuple[Any, ...]] = field(default_factory=list)
     transactions: list[tuple[Any, ...]] = field(default_factory=list)
+    row_waits: list[tuple[Any, ...]] = field(default_factory=list)
+    metadata_locks: list[tuple[Any, ...]] = field(default_factory=list)
+    mdl_instrument: str = "YES"
+    user_locks: dict[str, int] = field(default_factory=dict)
     refuse: dict[str, ServerError] = field(default_factory=dict)
     handlers: list[tuple[str, Callable[[str], Result]]] = field(default_factory=list)
     connection_id: int = 4242
@@ -67,7 +72,7 @@ class FakeServer:
         """The connector to give :class:`plsnap.source.Source`."""
         return lambda params: FakeConnection(self, params)
 
-    def answer(self, sql: str) -> Result:
+    def answer(self, sql: str) -> Result:  # noqa: PLR0911 - one answer per statement plsnap sends
         """The result set (or error) for one statement."""
         with self._lock:
             self.queries.append(sql)
@@ -94,12 +99,33 @@ class FakeServer:
             return Result((f"grants for {self.account}",), [(g.encode(),) for g in self.grants])
         if sql.startswith("SET /* plsnap */ SESSION"):
             return Result((), [])
+        if "performance_schema.data_lock_waits" in sql:
+            columns = ("waiter", "blocker", "object", "lock_mode", "blocking_lock_mode", "wait")
+            return Result(columns, list(self.row_waits))
+        if "INNODB_LOCK_WAITS" in sql:
+            columns = ("waiter", "blocker", "lock_table", "lock_mode", "blocking_lock_mode", "wait")
+            return Result(columns, list(self.row_waits))
+        if "performance_schema.metadata_locks" in sql:
+            columns = ("processlist_id", "lock_type", "object_type", "object_schema", "object_name", "lock_status")
+            return Result(columns, [tuple(_bytes(v) for v in r) for r in self.metadata_locks])
+        if "performance_schema.setup_instruments" in sql:
+            return Result(("enabled",), [(self.mdl_instrument.encode(),)])
+        if "information_schema.PLUGINS" in sql:
+            return Result(("plugin_status",), [])
+        if "IS_USED_LOCK(" in sql:
+            names = [bytes.fromhex(h).decode() for h in re.findall(r"X'([0-9a-f]*)'", sql)]
+            return Result(tuple(f"is_used_lock({n})" for n in names), [tuple(self.user_locks.get(n) for n in names)])
+        if sql.startswith("SELECT /* plsnap */ trx_mysql_thread_id"):
+            columns = ("trx_mysql_thread_id", "age", "trx_state", "trx_rows_locked")
+            return Result(columns, [tuple(_bytes(v) for v in r) for r in self.transactions])
         if "PROCESSLIST" in sql.upper() or "performance_schema.threads" in sql:
             return Result(PROCESSLIST_COLUMNS, list(self.sessions))
-        if "information_schema.INNODB_TRX" in sql:
-            columns = ("trx_mysql_thread_id", "age", "trx_state", "trx_rows_locked", "blockers")
-            return Result(columns, list(self.transactions))
         raise ServerError(1064, "You have an error in your SQL syntax (the fake server does not know this one)")
+
+
+def _bytes(value: Any) -> Any:
+    """Text as PyMySQL returns it with use_unicode=False."""
+    return value.encode() if isinstance(value, str) else value
 
 
 class FakeConnection:

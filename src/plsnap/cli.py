@@ -49,6 +49,7 @@ COMMAND_EXAMPLES = {
     ),
     "snapshots": "plsnap snapshots -2h\n  plsnap snapshots '2026-11-28 03:00' '2026-11-28 04:00' --format csv",
     "verify": "plsnap verify\n  plsnap verify -1d now --format json",
+    "locks": "plsnap locks 03:00 03:30\n  plsnap locks -1h now --format json",
     "prune": "plsnap prune --dry-run\n  plsnap prune --format json",
     "check": "plsnap check -c /etc/plsnap/plsnap.toml",
     "health": "plsnap health    # in a container HEALTHCHECK: exit 0 while captures are recent",
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
     window.add_argument("--by", choices=DIMENSIONS, default="fingerprint", help="grouping (default: fingerprint)")
     window.add_argument("--top", type=_positive_int, default=10, metavar="N", help="groups to show (default 10)")
+    locks = add("locks", "lock-wait episodes in FROM..TO: who blocked whom, for how long, at what cost", output)
+    locks.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
+    locks.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
     snapshots = add("snapshots", "list samples and gaps with their metadata", output)
     snapshots.add_argument("start", metavar="FROM", nargs="?", help="default: an hour before the newest sample")
     snapshots.add_argument("end", metavar="TO", nargs="?", help="default: the end of the archive")
@@ -355,6 +359,28 @@ def cmd_window(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locks(args: argparse.Namespace) -> int:
+    """``plsnap locks FROM TO``: lock-wait episodes, highest impact first."""
+    from plsnap import query, render
+
+    now = datetime.now(UTC)
+    start, end = _time(args, args.start, now), _time(args, args.end, now)
+    if end <= start:
+        raise UsageError(f"TO must be after FROM (got {args.start!r} .. {args.end!r})")
+    with _reader(args) as reader:
+        try:
+            found = query.lock_episodes(reader, start, end)
+        finally:
+            _warn(reader)
+    if args.format == "json":
+        _emit(render.to_json(render.locks_json(found, start, end)))
+    elif args.format == "csv":
+        _emit(render.to_csv(render.LOCK_COLUMNS, render.episode_rows(found, zone=UTC, raw=True)))
+    else:
+        _emit(render.locks_table(found, start, end, zone=_display_zone(args)))
+    return 0
+
+
 def cmd_snapshots(args: argparse.Namespace) -> int:
     """``plsnap snapshots [FROM [TO]]``."""
     from plsnap import query, render
@@ -456,9 +482,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from plsnap.check import run_checks
 
     problems = 0
-    for ok, line in run_checks(_load(args)):
-        _emit(f"{'ok  ' if ok else 'FAIL'}  {line}")
-        problems += 0 if ok else 1
+    for status, line in run_checks(_load(args)):
+        _emit(f"{status.upper() if status != 'ok' else 'ok':<4}  {line}")
+        problems += status == "fail"
     if problems:
         raise PlsnapError(f"{problems} check(s) failed")
     return 0
@@ -509,6 +535,7 @@ COMMANDS = {
     "at": cmd_at,
     "window": cmd_window,
     "snapshots": cmd_snapshots,
+    "locks": cmd_locks,
     "verify": cmd_verify,
     "prune": cmd_prune,
     "check": cmd_check,

@@ -272,7 +272,8 @@ class Snapshot:
             sessions, count = None, None
         elif isinstance(raw_sessions, list):
             count = len(raw_sessions)
-            sessions = _sessions(raw_sessions, include_idle, issues if issues is not None else Issues())
+            blockers = _blockers(record.get("locks")) if not include_idle else frozenset()
+            sessions = _sessions(raw_sessions, include_idle, issues if issues is not None else Issues(), blockers)
         else:
             raise ValueError("sessions is neither a list nor null")
         duration = finite(record.get("duration_ms"), 0.0, MAX_ELAPSED * 1000)
@@ -297,18 +298,31 @@ class Snapshot:
         )
 
 
-def _sessions(raw: list[Any], include_idle: bool, issues: Issues) -> tuple[Session, ...]:
-    """Valid sessions of a record; without ``include_idle`` only running ones and idle transaction holders."""
+def _sessions(raw: list[Any], include_idle: bool, issues: Issues, blockers: frozenset[int]) -> tuple[Session, ...]:
+    """Valid sessions of a record; without ``include_idle`` only running ones, idle transaction holders and
+    the blockers of a lock wait."""
     from_record = Session.from_record
     kept = []
     for item in raw:
         if type(item) is not dict:
             issues.sessions += 1
             continue
-        if not include_idle and not is_active(item.get("command"), item.get("info")) and "trx_state" not in item:
+        if (
+            not include_idle
+            and not is_active(item.get("command"), item.get("info"))
+            and "trx_state" not in item
+            and item.get("id") not in blockers
+        ):
             continue
         try:
             kept.append(from_record(item, issues))
         except ValueError:
             issues.sessions += 1
     return tuple(kept)
+
+
+def _blockers(locks: Any) -> frozenset[int]:
+    """The blocker ids named by a record's lock edges."""
+    if not isinstance(locks, list):
+        return frozenset()
+    return frozenset(e["blocker"] for e in locks if type(e) is dict and type(e.get("blocker")) is int)

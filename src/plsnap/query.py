@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import NoDataError
+from plsnap.locks import Episode, EpisodeTracker
 from plsnap.model import Snapshot, format_ts
 from plsnap.replay import AtResult, sessions_at
 from plsnap.summary import WindowSummary, summarize
@@ -117,6 +118,21 @@ def window(
             f"{format_ts(bounds[0])} .. {format_ts(bounds[1])}"
         )
     return summary
+
+
+def lock_episodes(reader: ArchiveReader, start: datetime, end: datetime) -> list[Episode]:
+    """The lock-wait episodes of ``[start, end)``, highest impact first; NoDataError when the window holds no
+    sample at all."""
+    tracker = EpisodeTracker()
+    seen = 0
+    for snapshot in reader.iter_snapshots(start, end, include_idle=False):
+        seen += 1
+        tracker.feed(snapshot)
+    if not seen:
+        bounds = reader.bounds()
+        covers = f"; the archive covers {format_ts(bounds[0])} .. {format_ts(bounds[1])}" if bounds else ""
+        raise NoDataError(f"no sample in {format_ts(start)} .. {format_ts(end)}{covers}")
+    return tracker.finish()
 
 
 def snapshots(reader: ArchiveReader, start: datetime | None, end: datetime | None) -> list[Snapshot]:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from plsnap.model import Snapshot, format_ts
+from plsnap.locks import Edge, Episode, blocking_trees, roots_of
+from plsnap.model import Session, Snapshot, format_ts
 from plsnap.units import format_duration, format_size
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ def at_json(result: AtResult) -> dict[str, Any]:
         "interval_s": result.interval,
         "visibility": result.visibility,
         "sessions": [_at_session(row) for row in result.sessions],
+        "locks": [edge.to_record() for edge in result.locks],
+        "root_blockers": roots_of(result.locks),
     }
 
 
@@ -114,7 +117,9 @@ def _at_session(row: AtSession) -> dict[str, Any]:
         "ended_before": _ts(execution.ended_before),
         "confidence": row.confidence,
         "blocked_by": s.blocked_by,
-        "trx_age": s.extra.get("trx_age"),
+        "trx_age": s.number("trx_age"),
+        "trx_state": s.record.get("trx_state") if isinstance(s.record.get("trx_state"), str) else None,
+        "trx_rows_locked": s.number("trx_rows_locked"),
     }
 
 
@@ -135,7 +140,8 @@ def at_rows(result: AtResult, *, zone: Zone, full: bool = False) -> list[list[An
                 item["db"],
                 item["command"],
                 item["time"],
-                item["state"] or (f"idle in transaction ({item['trx_age']}s)" if item["trx_age"] is not None else ""),
+                item["state"]
+                or (f"idle in transaction ({item['trx_age']:.0f}s)" if item["trx_age"] is not None else ""),
                 item["confidence"],
                 item["started_at"] if full else show_time(started, zone=zone),
                 ",".join(map(str, item["blocked_by"])),
@@ -169,7 +175,70 @@ def at_table(result: AtResult, *, zone: Zone) -> str:
         lines.append("no sessions running at this instant according to the samples")
     else:
         lines.append(table(AT_COLUMNS, at_rows(result, zone=zone)))
+    if result.locks:
+        lines += ["", *lock_tree_lines(result.locks, result.lock_sample)]
     return "\n".join(lines)
+
+
+HOW_TEXT = {"lock_table": "proven", "derived": "derived", "inferred": "INFERRED (suspect, not proven)"}
+
+
+def lock_tree_lines(edges: Sequence[Edge], sample: Snapshot | None) -> list[str]:
+    """The blocking trees of one sample: root blockers first, waiters indented under what they wait for."""
+    by_id = {s.id: s for s in (sample.sessions or ())} if sample is not None else {}
+
+    def rank(session_id: int) -> tuple[int, float]:
+        """Idle holders of an open transaction first (the usual culprits), then older transactions."""
+        session = by_id.get(session_id)
+        if session is None:
+            return (2, 0.0)
+        return (0 if not session.active else 1, -(session.number("trx_age") or 0.0))
+
+    lines = ["blocking (root blockers first; each waiter under what it waits for):"]
+    for tree in blocking_trees(edges, rank):
+        for depth, node in tree.walk():
+            session = by_id.get(node.session)
+            indent = "  " + "    " * depth + ("└─ " if depth else "")
+            who = _who(node.session, session)
+            if node.edge is None:
+                lines.append(f"{indent}{who}  ROOT BLOCKER: {_blocker_state(session)}")
+                continue
+            if node.shown_elsewhere:
+                lines.append(f"{indent}{who}  waits on this one too (shown above)")
+                continue
+            edge = node.edge
+            modes = ", ".join(p for p in (f"wants {edge.mode}" if edge.mode else "",
+                                          f"held {edge.blocker_mode}" if edge.blocker_mode else "") if p)  # fmt: skip
+            waited = f", waiting {edge.wait_s:.0f}s" if edge.wait_s is not None else ""
+            detail = f"{edge.kind} lock on {edge.object or '?'}" + (f" ({modes})" if modes else "")
+            text = _one_line(session.info if session else None, 60)
+            also = f", also behind {', '.join(map(str, node.also))}" if node.also else ""
+            lines.append(f"{indent}{who}  {detail}, {HOW_TEXT[edge.how]}{waited}{also}: {text}")
+    return lines
+
+
+def _who(session_id: int, session: Session | None) -> str:
+    if session is None:
+        return f"{session_id}"
+    return f"{session_id} {session.user or '?'}@{(session.host or '?').rsplit(':', 1)[0]}"
+
+
+def _blocker_state(session: Session | None) -> str:
+    if session is None:
+        return "not in the sample"
+    parts = []
+    if session.active:
+        parts.append(f"running {session.elapsed_seconds or 0:.0f}s: {_one_line(session.info, 60)}")
+    else:
+        parts.append(f"idle {session.time or 0}s ({session.command})")
+    age = session.number("trx_age")
+    if age is not None:
+        rows = session.number("trx_rows_locked")
+        state = session.record.get("trx_state")
+        parts.append(f"transaction open {age:.0f}s ({state}, {rows or 0:.0f} rows locked)")
+    else:
+        parts.append("no InnoDB transaction")
+    return "; ".join(parts)
 
 
 def _describe_sample(snapshot: Snapshot | None, moment: datetime, zone: Zone) -> str:
@@ -204,6 +273,7 @@ def window_json(summary: WindowSummary) -> dict[str, Any]:
             {"from": format_ts(span.first), "to": format_ts(span.last), "side": span.side} for span in summary.outside
         ],
         "own_sessions_only_samples": summary.own_only_samples,
+        "top_blockers": [episode_json(e) for e in summary.blockers],
         "total_active_seconds": summary.total_active_seconds,
         "top": [
             {
@@ -308,6 +378,10 @@ def window_table(summary: WindowSummary, *, zone: Zone) -> str:
         lines.append(table(("id", "user", "started_at", "min_s", "max_s", "info"), rows))
     else:
         lines.append("  (none)")
+    if summary.blockers:
+        lines += ["", "top blockers (lock-wait episodes by impact; details: plsnap locks FROM TO):"]
+        rows = [row[:10] + row[11:12] for row in episode_rows(summary.blockers, zone=zone)]
+        lines.append(table((*LOCK_COLUMNS[:10], "objects"), rows))
     lines += ["", f"running sessions per {format_duration(summary.bucket_seconds)} (mean / max):"]
     peak = max((b.max_running for b in summary.activity), default=0) or 1
     for b in summary.activity:
@@ -416,3 +490,90 @@ def verify_json(report: VerifyReport, instance_dir: Any) -> dict[str, Any]:
         ],
         "foreign": [{"path": str(f.path), "reason": f.reason} for f in report.foreign],
     }
+
+
+LOCK_COLUMNS = ("rank", "root", "user", "state", "waiter_s", "peak", "waiters", "first_seen", "last_seen", "lasted_s",
+                "kinds", "objects", "how", "note")  # fmt: skip
+
+
+def episode_rows(items: Sequence[Episode], *, zone: Zone, raw: bool = False) -> list[list[Any]]:
+    """One row per lock-wait episode (``raw`` keeps UTC ts text and unrounded numbers)."""
+    rows = []
+    for rank, e in enumerate(items, 1):
+        lasted = f"{e.min_seconds:.0f}..{e.max_seconds:.0f}" if e.max_seconds is not None else f">={e.min_seconds:.0f}"
+        rows.append(
+            [
+                rank,
+                e.root.session,
+                e.root.user,
+                "idle" if e.idle else "running",
+                round(e.waiter_seconds, 3) if raw else f"{e.waiter_seconds:g}",
+                e.peak_waiters,
+                len(e.waiters),
+                format_ts(e.first_seen) if raw else show_time(e.first_seen, zone=zone),
+                format_ts(e.last_seen) if raw else show_time(e.last_seen, zone=zone),
+                lasted,
+                ",".join(sorted(e.kinds)),
+                ",".join(sorted(e.objects)),
+                ",".join(sorted(e.hows, key=("lock_table", "derived", "inferred").index)),
+                "crosses a gap" if e.crosses_gap else "",
+            ]
+        )
+    return rows
+
+
+def episode_json(e: Episode) -> dict[str, Any]:
+    """One lock-wait episode as JSON."""
+    return {
+        "root": {
+            "id": e.root.session,
+            "user": e.root.user,
+            "host": e.root.host,
+            "command": e.command,
+            "state": e.state,
+            "info": e.info,
+            "idle": e.idle,
+            "trx_age_first": e.first_trx_age,
+            "trx_age_last": e.last_trx_age,
+            "trx_state": e.trx_state,
+            "rows_locked": e.rows_locked,
+        },
+        "kinds": sorted(e.kinds),
+        "objects": sorted(e.objects),
+        "how": sorted(e.hows),
+        "first_seen": format_ts(e.first_seen),
+        "last_seen": format_ts(e.last_seen),
+        "min_seconds": round(e.min_seconds, 3),
+        "max_seconds": round(e.max_seconds, 3) if e.max_seconds is not None else None,
+        "samples": e.samples,
+        "peak_waiters": e.peak_waiters,
+        "waiters": sorted(e.waiters),
+        "waiter_seconds": round(e.waiter_seconds, 3),
+        "crosses_gap": e.crosses_gap,
+    }
+
+
+def locks_json(items: Sequence[Episode], start: datetime, end: datetime) -> dict[str, Any]:
+    """The ``plsnap locks --format json`` object."""
+    return {"from": format_ts(start), "to": format_ts(end), "episodes": [episode_json(e) for e in items]}
+
+
+def locks_table(items: Sequence[Episode], start: datetime, end: datetime, *, zone: Zone) -> str:
+    """The human ``locks`` report."""
+    lines = [f"lock-wait episodes {show_time(start, zone=zone)} .. {show_time(end, zone=zone)}, by impact "
+             "(waiter_s = waiters x seconds; how: lock_table = proven, derived, inferred = suspected):"]  # fmt: skip
+    if not items:
+        lines.append("  (no lock waits in any sample)")
+        return "\n".join(lines)
+    lines.append(table(LOCK_COLUMNS, episode_rows(items, zone=zone)))
+    lines += ["", "root blockers:"]
+    for e in items[:10]:
+        age = (
+            f"transaction open {e.first_trx_age:.0f}s -> {e.last_trx_age:.0f}s"
+            if e.first_trx_age is not None and e.last_trx_age is not None
+            else "no transaction seen"
+        )
+        state = "idle" if e.idle else "running"
+        who = f"{e.root.session} {e.root.user}@{e.root.host}"
+        lines.append(f"  {who}: {state} ({e.command}), {age}: {_one_line(e.info, 70) or '-'}")
+    return "\n".join(lines)

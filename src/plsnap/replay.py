@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from plsnap.locks import Edge, edges_of
 from plsnap.model import Session, Snapshot
 
 START_TOLERANCE = timedelta(seconds=1)
@@ -153,6 +154,8 @@ class AtResult:
     sessions: tuple[AtSession, ...]
     interval: float | None
     visibility: str | None = None
+    locks: tuple[Edge, ...] = ()
+    lock_sample: Snapshot | None = None
 
     @property
     def in_gap(self) -> bool:
@@ -180,8 +183,11 @@ def sessions_at(
             continue
         elapsed = (moment - execution.started_at).total_seconds() if execution.started_at else None
         rows.append(AtSession(execution, confidence, elapsed))
+    lock_sample = _nearest(before, after, moment)
+    locks = tuple(edges_of(lock_sample)) if lock_sample is not None else ()
     if not include_idle:
         blockers = {b for row in rows if row.execution.active for b in row.session.blocked_by}
+        blockers |= {e.blocker for e in locks}
         rows = [row for row in rows if row.execution.active or row.session.id in blockers]
     rows.sort(key=_order)
     intervals = [s.interval_s for s in samples if s.interval_s]
@@ -196,7 +202,16 @@ def sessions_at(
         sessions=tuple(rows),
         interval=intervals[-1] if intervals else None,
         visibility=visibility,
+        locks=locks,
+        lock_sample=lock_sample,
     )
+
+
+def _nearest(before: Snapshot | None, after: Snapshot | None, moment: datetime) -> Snapshot | None:
+    """The sample whose lock edges describe the instant: the closer of the two around it (before on a tie)."""
+    if before is None or after is None:
+        return before or after
+    return after if (after.ts - moment) < (moment - before.ts) else before
 
 
 def _confidence(execution: Execution, moment: datetime) -> str | None:

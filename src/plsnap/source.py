@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from plsnap.connection import (
 )
 from plsnap.errors import ConfigError, SourceError
 from plsnap.fingerprint import fingerprint
+from plsnap.locks import Edge, LockInputs, MdlLock, RowWait, derive_edges, user_lock_name, waiting_kind
 from plsnap.masking import mask_secrets, redact_literals
 from plsnap.model import Session, Snapshot
 from plsnap.optionfile import ClientOptions, read_client_options
@@ -69,29 +70,70 @@ PROBE = f"SELECT {TAG} VERSION(), @@version_comment, @@performance_schema, CONNE
 SHOW_GRANTS = f"SHOW {TAG} GRANTS"
 QUERIES = {
     "show": f"SHOW {TAG} FULL PROCESSLIST",
-    "is_mariadb": f"SELECT {TAG} {MARIADB_IS_COLUMNS} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",  # noqa: S608
-    "is": f"SELECT {TAG} {BASE_COLUMNS} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",  # noqa: S608
-    "ps": f"SELECT {TAG} {BASE_COLUMNS} FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()",  # noqa: S608
+    "is_mariadb": f"SELECT {TAG} {MARIADB_IS_COLUMNS} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
+    "is": f"SELECT {TAG} {BASE_COLUMNS} FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()",
+    "ps": f"SELECT {TAG} {BASE_COLUMNS} FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()",
     "ps_threads": (
-        f"SELECT {TAG} {P_S_THREADS_COLUMNS} FROM performance_schema.threads "  # noqa: S608
+        f"SELECT {TAG} {P_S_THREADS_COLUMNS} FROM performance_schema.threads "
         "WHERE PROCESSLIST_ID IS NOT NULL AND PROCESSLIST_ID <> CONNECTION_ID()"
     ),
 }
-_LOCKS_SELECT = (
-    f"SELECT {TAG} t.trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), t.trx_state, "  # noqa: S608
-    "t.trx_rows_locked, GROUP_CONCAT(DISTINCT b.trx_mysql_thread_id) FROM information_schema.INNODB_TRX t "
+TRANSACTIONS = (
+    f"SELECT {TAG} trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, trx_started, NOW()), trx_state, trx_rows_locked "
+    "FROM information_schema.INNODB_TRX"
 )
-_LOCKS_GROUP = " GROUP BY t.trx_id, t.trx_mysql_thread_id, t.trx_started, t.trx_state, t.trx_rows_locked"
-LOCKS_INNODB = (
-    _LOCKS_SELECT + "LEFT JOIN information_schema.INNODB_LOCK_WAITS w ON w.requesting_trx_id = t.trx_id "
-    "LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id" + _LOCKS_GROUP
+ROW_WAITS_INNODB = (
+    f"SELECT {TAG} r.trx_mysql_thread_id, b.trx_mysql_thread_id, rl.lock_table, rl.lock_mode, bl.lock_mode, "
+    "TIMESTAMPDIFF(SECOND, r.trx_wait_started, NOW()) FROM information_schema.INNODB_LOCK_WAITS w "
+    "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
+    "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id "
+    "LEFT JOIN information_schema.INNODB_LOCKS rl ON rl.lock_id = w.requested_lock_id "
+    "LEFT JOIN information_schema.INNODB_LOCKS bl ON bl.lock_id = w.blocking_lock_id"
 )
-LOCKS_P_S = (
-    _LOCKS_SELECT + "LEFT JOIN performance_schema.data_lock_waits w ON w.REQUESTING_ENGINE_TRANSACTION_ID = t.trx_id "
-    "LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID" + _LOCKS_GROUP
+ROW_WAITS_P_S = (
+    f"SELECT {TAG} r.trx_mysql_thread_id, b.trx_mysql_thread_id, CONCAT(rl.OBJECT_SCHEMA, '.', rl.OBJECT_NAME), "
+    "rl.LOCK_MODE, bl.LOCK_MODE, TIMESTAMPDIFF(SECOND, r.trx_wait_started, NOW()) "
+    "FROM performance_schema.data_lock_waits w "
+    "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.REQUESTING_ENGINE_TRANSACTION_ID "
+    "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.BLOCKING_ENGINE_TRANSACTION_ID "
+    "LEFT JOIN performance_schema.data_locks rl ON rl.ENGINE_LOCK_ID = w.REQUESTING_ENGINE_LOCK_ID "
+    "LEFT JOIN performance_schema.data_locks bl ON bl.ENGINE_LOCK_ID = w.BLOCKING_ENGINE_LOCK_ID"
 )
+MDL_MARIADB = (
+    f"SELECT {TAG} THREAD_ID, LOCK_MODE, LOCK_TYPE, TABLE_SCHEMA, TABLE_NAME FROM information_schema.METADATA_LOCK_INFO"
+)
+MDL_P_S = (
+    f"SELECT {TAG} t.PROCESSLIST_ID, m.LOCK_TYPE, m.OBJECT_TYPE, m.OBJECT_SCHEMA, m.OBJECT_NAME, m.LOCK_STATUS "
+    "FROM performance_schema.metadata_locks m JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID "
+    "WHERE t.PROCESSLIST_ID IS NOT NULL"
+)
+PROBE_MDL_PLUGIN = (
+    f"SELECT {TAG} PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'"
+)
+PROBE_MDL_P_S = (
+    f"SELECT {TAG} ENABLED FROM performance_schema.setup_instruments WHERE NAME = 'wait/lock/metadata/sql/mdl'"
+)
+#: ``IS_USED_LOCK`` for the user locks waited for in a sample (names passed as hex literals).
+_USER_LOCK_QUERY = re.compile(
+    rf"^SELECT {re.escape(TAG)} IS_USED_LOCK\(X'[0-9a-f]*'\)(?:, IS_USED_LOCK\(X'[0-9a-f]*'\))*$"
+)
+_MDL_TYPES = {"Table metadata lock": "TABLE", "Schema metadata lock": "SCHEMA", "User lock": "USER LEVEL LOCK"}
 #: The whole texts of plsnap's own capture statements (as the processlist shows them).
-OWN_STATEMENTS = frozenset(text.encode() for text in (*QUERIES.values(), LOCKS_INNODB, LOCKS_P_S, PROBE, SHOW_GRANTS))
+OWN_STATEMENTS = frozenset(
+    text.encode()
+    for text in (
+        *QUERIES.values(),
+        TRANSACTIONS,
+        ROW_WAITS_INNODB,
+        ROW_WAITS_P_S,
+        MDL_MARIADB,
+        MDL_P_S,
+        PROBE,
+        PROBE_MDL_PLUGIN,
+        PROBE_MDL_P_S,
+        SHOW_GRANTS,
+    )
+)
 
 #: MariaDB's information_schema.PROCESSLIST cuts statement text at this many bytes (INFO and INFO_BINARY alike);
 #: INFO is also utf8mb3 there (4-byte characters become "?"), so plsnap reads INFO_BINARY instead.
@@ -119,6 +161,12 @@ class ServerInfo:
     account: str = ""
     visibility: str = "unknown"
     grants: tuple[str, ...] = ()
+    mdl_source: str | None = None
+
+    @property
+    def modern(self) -> bool:
+        """MySQL or Percona 8.0 and later (performance_schema lock tables instead of InnoDB's)."""
+        return self.flavour != "MariaDB" and self.version_tuple >= (8, 0, 0)
 
     @property
     def label(self) -> str:
@@ -326,6 +374,7 @@ class Source:
         self.locks_error: str | None = None
         self.timeout_error: str | None = None
         self.fallback: str | None = None
+        self._edges: list[Edge] = []
 
     def __repr__(self) -> str:
         return f"Source(instance={self.instance!r}, kind={self.kind!r})"
@@ -347,6 +396,8 @@ class Source:
         try:
             conn.open()
             info = self._probe(conn)
+            if self.config.capture.locks:
+                info = replace(info, mdl_source=self._mdl_source(conn, info))
             mode = self.config.mysql.ssl_mode
             if mode in ("required", "verify_ca", "verify_identity") and not info.tls:
                 raise SourceError(f"ssl_mode = {mode} but the server did not negotiate TLS; refusing to continue")
@@ -398,6 +449,21 @@ class Source:
             visibility=visibility,
             grants=grants,
         )
+
+    @staticmethod
+    def _mdl_source(conn: Connection, info: ServerInfo) -> str | None:
+        """Where metadata locks can be read: MariaDB's metadata_lock_info plugin, MySQL's performance_schema
+        metadata_locks (instrument on), or nowhere (then blockers of metadata-lock waits are inferred)."""
+        try:
+            if info.flavour == "MariaDB":
+                rows = conn.query(PROBE_MDL_PLUGIN).rows
+                return "metadata_lock_info" if rows and _decode(rows[0][0]) == "ACTIVE" else None
+            if info.modern and info.performance_schema:
+                rows = conn.query(PROBE_MDL_P_S).rows
+                return "metadata_locks" if rows and _decode(rows[0][0]) == "YES" else None
+        except ServerError:
+            return None
+        return None
 
     def _role_visibility(self, conn: Connection, grants: Sequence[str]) -> str:
         roles = granted_roles(grants)
@@ -474,6 +540,13 @@ class Source:
         extra: dict[str, Any] = {"visibility": info.visibility, "account": info.account}
         if self.fallback:
             extra["source_fallback"] = self.fallback
+        if self.config.capture.locks:
+            extra["lock_sources"] = {
+                "row": None if self.locks_error else ("data_lock_waits" if info.modern else "innodb_lock_waits"),
+                "metadata": info.mdl_source,
+            }
+            if self._edges:
+                extra["locks"] = [edge.to_record() for edge in self._edges]
         if self.locks_error:
             extra["locks_error"] = self.locks_error
         return Snapshot(
@@ -515,6 +588,7 @@ class Source:
     def _fetch(self) -> tuple[Session, ...]:
         assert self.info is not None
         assert self._conn is not None
+        self._edges = []
         try:
             result = self._conn.query(QUERIES[self.query_name()])
         except ServerError as exc:
@@ -524,9 +598,30 @@ class Source:
             self.kind = "show"
             result = self._conn.query(QUERIES["show"])
         transactions = self._transactions() if self.config.capture.locks else {}
-        return self._sessions(result, transactions)
+        sessions = self._sessions(result, transactions)
+        if not self.config.capture.locks:
+            return self._keep(sessions, transactions, set())
+        self._edges = derive_edges(sessions, self._lock_inputs(sessions, transactions))
+        blockers = {e.blocker for e in self._edges}
+        proven: dict[int, set[int]] = {}
+        for edge in self._edges:
+            if edge.how != "inferred":
+                proven.setdefault(edge.waiter, set()).add(edge.blocker)
+        sessions = [
+            s._replace(record={**s.record, "blocked_by": sorted(proven[s.id])}) if s.id in proven else s
+            for s in sessions
+        ]
+        return self._keep(sessions, transactions, blockers)
 
-    def _sessions(self, result: Result, transactions: dict[int, dict[str, Any]]) -> tuple[Session, ...]:
+    def _keep(
+        self, sessions: Sequence[Session], transactions: dict[int, dict[str, Any]], blockers: set[int]
+    ) -> tuple[Session, ...]:
+        """All sessions with ``include_idle``; else running ones, open transactions and every blocker."""
+        if self.config.capture.include_idle:
+            return tuple(sessions)
+        return tuple(s for s in sessions if s.active or s.id in transactions or s.id in blockers)
+
+    def _sessions(self, result: Result, transactions: dict[int, dict[str, Any]]) -> list[Session]:
         assert self.info is not None
         names = list(result.columns)
         try:
@@ -534,42 +629,93 @@ class Source:
         except ValueError:
             info_at = -1
         own = self.info.connection_id
-        keep_idle = self.config.capture.include_idle
         kept = []
         for row in result.rows:
-            if info_at >= 0 and row[info_at] in OWN_STATEMENTS:
+            if info_at >= 0 and (row[info_at] in OWN_STATEMENTS or _is_own_user_lock_query(row[info_at])):
                 continue
             session = self._to_session(names, row, transactions)
-            if session.id == own:
-                continue
-            if keep_idle or session.active or session.id in transactions:
+            if session.id != own:
                 kept.append(session)
-        return tuple(kept)
+        return kept
 
     def _transactions(self) -> dict[int, dict[str, Any]]:
-        """Open InnoDB transactions by thread id: age (s), state, rows locked, and the threads blocking them.
+        """Open InnoDB transactions by thread id: age (s), state, rows locked.
 
         A refusal (missing privilege, old server) never fails the sample: it is recorded once in
         ``locks_error`` and lock capture stays off for this connection."""
         if self.locks_error is not None:
             return {}
-        assert self.info is not None
         assert self._conn is not None
-        modern = self.info.flavour != "MariaDB" and self.info.version_tuple >= (8, 0, 0)
         try:
-            rows = self._conn.query(LOCKS_P_S if modern else LOCKS_INNODB).rows
+            rows = self._conn.query(TRANSACTIONS).rows
         except ServerError as exc:
             self.locks_error = str(exc)
             return {}
         found: dict[int, dict[str, Any]] = {}
-        for thread_id, age, state, rows_locked, blockers in rows:
-            if thread_id is None:
-                continue
-            entry: dict[str, Any] = {"trx_age": age, "trx_state": _decode(state), "trx_rows_locked": rows_locked}
-            if blockers:
-                entry["blocked_by"] = sorted(int(b) for b in (_decode(blockers) or "").split(",") if b.isdigit())
-            found[int(thread_id)] = entry
+        for thread_id, age, state, rows_locked in rows:
+            if thread_id is not None:
+                found[int(thread_id)] = {"trx_age": age, "trx_state": _decode(state), "trx_rows_locked": rows_locked}
         return found
+
+    def _lock_inputs(self, sessions: Sequence[Session], transactions: dict[int, dict[str, Any]]) -> LockInputs:
+        """Read what lock tables say, but only what this sample's waiters need (nothing when nobody waits)."""
+        assert self.info is not None
+        waiting = {waiting_kind(s) for s in sessions} - {None}
+        row_waits: list[RowWait] = []
+        if any(t.get("trx_state") == "LOCK WAIT" for t in transactions.values()):
+            row_waits = self._row_waits()
+        mdl: list[MdlLock] | None = None
+        if waiting and self.info.mdl_source is not None:
+            mdl = self._metadata_locks()
+        holders: dict[str, int] = {}
+        if "user" in waiting and mdl is None:
+            holders = self._user_lock_holders(sessions)
+        trx_age = {
+            sid: float(t["trx_age"]) for sid, t in transactions.items() if isinstance(t.get("trx_age"), int | float)
+        }
+        return LockInputs(row_waits, mdl, self.info.mdl_source == "metadata_locks", holders, trx_age)
+
+    def _row_waits(self) -> list[RowWait]:
+        assert self._conn is not None and self.info is not None
+        try:
+            rows = self._conn.query(ROW_WAITS_P_S if self.info.modern else ROW_WAITS_INNODB).rows
+        except ServerError as exc:
+            self.locks_error = str(exc)
+            return []
+        waits = []
+        for waiter, blocker, table, mode, blocker_mode, waited in rows:
+            if waiter is None or blocker is None:
+                continue
+            name = (_decode(table) or "").replace("`", "") or None
+            waits.append(
+                RowWait(int(waiter), int(blocker), name, _decode(mode), _decode(blocker_mode), _number(waited))
+            )
+        return waits
+
+    def _metadata_locks(self) -> list[MdlLock] | None:
+        assert self._conn is not None and self.info is not None
+        try:
+            if self.info.mdl_source == "metadata_locks":
+                return [lock for lock in map(_mdl_p_s, self._conn.query(MDL_P_S).rows) if lock is not None]
+            return [lock for lock in map(_mdl_mariadb, self._conn.query(MDL_MARIADB).rows) if lock is not None]
+        except ServerError as exc:
+            self.info = replace(self.info, mdl_source=None)
+            self.locks_error = f"metadata locks: {exc}"
+            return None
+
+    def _user_lock_holders(self, sessions: Sequence[Session]) -> dict[str, int]:
+        """Who holds each user lock waited for (``IS_USED_LOCK``, names as hex literals)."""
+        assert self._conn is not None
+        names = sorted({n for s in sessions if waiting_kind(s) == "user" and (n := user_lock_name(s.info))})[:20]
+        if not names:
+            return {}
+        calls = ", ".join(f"IS_USED_LOCK(X'{name.encode().hex()}')" for name in names)
+        try:
+            rows = self._conn.query(f"SELECT {TAG} {calls}").rows
+        except ServerError:
+            return {}
+        values = rows[0] if rows else ()
+        return {name: int(holder) for name, holder in zip(names, values, strict=False) if holder is not None}
 
     def _to_session(self, names: list[str], row: tuple[Any, ...], transactions: dict[int, dict[str, Any]]) -> Session:
         values = dict(zip(names, row, strict=True))
@@ -641,6 +787,41 @@ def convert_info(raw: Any, max_bytes: int, redact: str, extra: dict[str, Any]) -
     if redact == "full":
         return fingerprint(masked)
     return masked
+
+
+def _is_own_user_lock_query(info: Any) -> bool:
+    return (
+        isinstance(info, bytes)
+        and info.startswith(b"SELECT /* plsnap */ IS_USED_LOCK(")
+        and bool(_USER_LOCK_QUERY.match(info.decode("ascii", "replace")))
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _mdl_mariadb(row: tuple[Any, ...]) -> MdlLock | None:
+    """A METADATA_LOCK_INFO row (granted locks only) as an MdlLock."""
+    thread_id, mode, lock_type, schema, table = row
+    if thread_id is None:
+        return None
+    kind = _MDL_TYPES.get(_decode(lock_type) or "", (_decode(lock_type) or "").upper())
+    schema_text, table_text = _decode(schema) or "", _decode(table) or ""
+    name = f"{schema_text}.{table_text}" if kind == "TABLE" else schema_text
+    return MdlLock(int(thread_id), _decode(mode) or "", name, kind, True)
+
+
+def _mdl_p_s(row: tuple[Any, ...]) -> MdlLock | None:
+    """A performance_schema.metadata_locks row (pending and granted) as an MdlLock."""
+    thread_id, mode, object_type, schema, name, status = row
+    state = _decode(status) or ""
+    if thread_id is None or state not in ("GRANTED", "PENDING"):
+        return None
+    kind = _decode(object_type) or ""
+    schema_text, name_text = _decode(schema) or "", _decode(name) or ""
+    target = f"{schema_text}.{name_text}" if kind == "TABLE" else (name_text or schema_text)
+    return MdlLock(int(thread_id), _decode(mode) or "", target, kind, state == "GRANTED")
 
 
 def _truthy(value: Any) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from plsnap.fingerprint import fingerprint
+from plsnap.locks import Episode, EpisodeTracker
 from plsnap.model import Session, Snapshot, is_active
 from plsnap.replay import Execution, Stitcher
 
@@ -28,6 +29,8 @@ DIMENSIONS: dict[str, Callable[[Session], str]] = {
 }
 BUCKET_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 60
+#: Lock-wait episodes shown by ``window`` (``plsnap locks`` lists them all).
+TOP_BLOCKERS = 5
 
 
 @dataclass(slots=True)
@@ -98,6 +101,7 @@ class WindowSummary:
     warnings: tuple[str, ...]
     outside: tuple[OutsideSpan, ...] = ()
     own_only_samples: int = 0
+    blockers: tuple[Episode, ...] = ()
 
 
 def choose_bucket(window_seconds: float, interval: float | None) -> int:
@@ -149,6 +153,7 @@ class _Window:
         self.holes = _Holes(start, end, bounds)
         self.own_only = 0
         self.stitcher = Stitcher(include_idle=False, on_end=self.keep_longest)
+        self.lock_episodes = EpisodeTracker()
 
     def keep_longest(self, execution: Execution) -> None:
         if execution.active:
@@ -157,6 +162,7 @@ class _Window:
 
     def add(self, snapshot: Snapshot) -> None:
         self.holes.see(snapshot)
+        self.lock_episodes.feed(snapshot)
         if snapshot.is_gap:
             self.add_gap(snapshot)
             return
@@ -230,6 +236,7 @@ class _Window:
             warnings=_warnings(len(running_at), ranges, interval, self.own_only),
             outside=outside,
             own_only_samples=self.own_only,
+            blockers=tuple(self.lock_episodes.finish()[:TOP_BLOCKERS]),
         )
 
 

@@ -9,14 +9,24 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 
 
-def test_demo_finds_the_lock_pileup() -> None:
-    """A short demo run prints the window summary and an `at` table naming the idle lock holder."""
+def test_demo_finds_both_pileups_and_keeps_the_archive(tmp_path: Path) -> None:
+    """A short demo run prints the window summary, an `at` tree for the row-lock pileup and one for the
+    metadata-lock pileup (each rooted at its idle holder), the lock-wait episodes, and keeps the archive."""
+    archive = tmp_path / "demo-archive"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--seconds", "12"], capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, str(SCRIPT), "--seconds", "16", "--archive", str(archive)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     assert "top fingerprint by estimated active time" in out
     assert "update stock set n = n - ? where sku = ?" in out
-    assert "idle in transaction" in out
-    assert "blocked_by" in out
+    assert "top blockers" in out
+    assert out.count("ROOT BLOCKER") >= 2
+    assert "metadata lock on shop.orders" in out and "row lock on shop.stock" in out
+    assert "lock-wait episodes" in out
+    assert (archive / "default").is_dir(), "the archive is kept"
+    assert str(archive) in out

@@ -11,7 +11,7 @@ import pytest
 
 from plsnap.config import Config, load_config
 from plsnap.connection import Result, ServerError
-from plsnap.source import LOCKS_INNODB, LOCKS_P_S, QUERIES, Source
+from plsnap.source import QUERIES, ROW_WAITS_INNODB, ROW_WAITS_P_S, TRANSACTIONS, Source
 from tests.fakes import FakeServer, denied_table, mysql80, mysql84, percona80, queries_matching, rds, row
 
 
@@ -50,15 +50,20 @@ def test_mysql8_auto_source_is_performance_schema(tmp_path: Path, server: FakeSe
     """MySQL 8.0.22+ and Percona with performance_schema on read performance_schema.processlist, set
     max_execution_time in milliseconds, read lock waits from data_lock_waits, and record all of it."""
     server.sessions = [ACTIVE, IDLE]
-    server.transactions = [(11, 3, b"LOCK WAIT", 2, b"12"), (12, 60, b"RUNNING", 5, None)]
+    server.transactions = [(11, 3, "LOCK WAIT", 2), (12, 60, "RUNNING", 5)]
+    server.row_waits = [(11, 12, b"shop.orders", b"X,REC_NOT_GAP", b"X,REC_NOT_GAP", 3)]
     snapshot, source = sample(tmp_path, server, mysql={"statement_timeout": "2s"})
     assert source.info is not None and source.info.flavour == flavour
     assert snapshot.source == "performance_schema"
     assert queries_matching(server, "FROM performance_schema.processlist") == [QUERIES["ps"]]
     assert queries_matching(server, "max_execution_time") == ["SET /* plsnap */ SESSION max_execution_time = 2000"]
-    assert queries_matching(server, "data_lock_waits") == [LOCKS_P_S]
+    assert queries_matching(server, "data_lock_waits") == [ROW_WAITS_P_S]
     by_id = {s.id: s for s in snapshot.sessions or ()}
     assert by_id[11].blocked_by == [12] and by_id[11].record["trx_state"] == "LOCK WAIT"
+    (edge,) = snapshot.extra["locks"]
+    assert edge == {"waiter": 11, "blocker": 12, "kind": "row", "how": "lock_table", "object": "shop.orders",
+                    "mode": "X,REC_NOT_GAP", "blocker_mode": "X,REC_NOT_GAP", "wait_s": 3.0}  # fmt: skip
+    assert snapshot.extra["lock_sources"] == {"row": "data_lock_waits", "metadata": "metadata_locks"}
     assert by_id[12].record["trx_age"] == 60
     assert snapshot.visibility == "all" and snapshot.extra["account"] == "plsnap@localhost"
 
@@ -74,9 +79,10 @@ def test_mysql8_with_performance_schema_off_uses_show(tmp_path: Path) -> None:
 def test_old_mysql_uses_show(tmp_path: Path) -> None:
     """MySQL 5.7 (no performance_schema.processlist) is read with SHOW FULL PROCESSLIST and InnoDB lock tables."""
     server = FakeServer(version="5.7.44-log", version_comment="MySQL Community Server (GPL)", sessions=[ACTIVE])
+    server.transactions = [(11, 3, "LOCK WAIT", 2)]
     snapshot, _ = sample(tmp_path, server)
     assert snapshot.source == "show_full_processlist"
-    assert queries_matching(server, "INNODB_LOCK_WAITS") == [LOCKS_INNODB]
+    assert queries_matching(server, "INNODB_LOCK_WAITS") == [ROW_WAITS_INNODB]
 
 
 def test_rds_account_without_process_degrades_and_says_so(tmp_path: Path) -> None:
@@ -114,7 +120,7 @@ def test_capture_statements_of_other_plsnap_instances_are_left_out(tmp_path: Pat
     """A row running one of plsnap's own capture statements (another instance watching the same server) is not
     recorded; a client that merely copies the tag in another statement is."""
     other = row(30, "plsnap", "10.0.0.9:4000", None, "Query", 0, "executing", QUERIES["ps"])
-    other_locks = row(31, "plsnap", "10.0.0.9:4000", None, "Query", 0, "executing", LOCKS_P_S)
+    other_locks = row(31, "plsnap", "10.0.0.9:4000", None, "Query", 0, "executing", TRANSACTIONS)
     sneaky = row(32, "app", "10.0.0.5:5102", None, "Query", 9, "executing", "/* plsnap */ SELECT SLEEP(9)")
     server = mysql80(sessions=[ACTIVE, other, other_locks, sneaky])
     snapshot, _ = sample(tmp_path, server)
@@ -167,3 +173,104 @@ def test_grants_through_a_role_count(tmp_path: Path) -> None:
     server.handlers.append(("GRANTS FOR", lambda sql: role_grants))
     snapshot, _ = sample(tmp_path, server)
     assert snapshot.visibility == "all"
+
+
+def test_mysql8_metadata_lock_pileup_from_metadata_locks(tmp_path: Path) -> None:
+    """MySQL 8.4 performance_schema.metadata_locks (GRANTED and PENDING, mapped to processlist ids through
+    threads): the ALTER waits on the idle holder, the SELECTs queued behind the ALTER wait on it, a GET_LOCK
+    waiter on the lock's holder; every edge is proven by the lock table."""
+    server = mysql84(
+        sessions=[
+            row(20, "app", "10.0.0.5:5200", "shop", "Sleep", 95, "", None),
+            row(
+                21,
+                "dba",
+                "10.0.0.9:5201",
+                "shop",
+                "Query",
+                40,
+                "Waiting for table metadata lock",
+                "ALTER TABLE orders ADD COLUMN note TEXT",
+            ),
+            row(
+                22,
+                "app",
+                "10.0.0.5:5202",
+                "shop",
+                "Query",
+                30,
+                "Waiting for table metadata lock",
+                "SELECT * FROM orders WHERE id = 7",
+            ),
+            row(
+                23,
+                "app",
+                "10.0.0.5:5203",
+                "shop",
+                "Query",
+                12,
+                "Waiting for table metadata lock",
+                "SELECT COUNT(*) FROM orders",
+            ),
+            row(24, "job", "10.0.0.7:5204", None, "Sleep", 300, "", None),
+            row(25, "job", "10.0.0.7:5205", None, "Query", 8, "User lock", "SELECT GET_LOCK('nightly', 60)"),
+        ],
+        transactions=[(20, 100, "RUNNING", 0)],
+        metadata_locks=[
+            (20, "SHARED_READ", "TABLE", "shop", "orders", "GRANTED"),
+            (21, "SHARED_UPGRADABLE", "TABLE", "shop", "orders", "GRANTED"),
+            (21, "EXCLUSIVE", "TABLE", "shop", "orders", "PENDING"),
+            (22, "SHARED_READ", "TABLE", "shop", "orders", "PENDING"),
+            (23, "SHARED_READ", "TABLE", "shop", "orders", "PENDING"),
+            (24, "EXCLUSIVE", "USER LEVEL LOCK", None, "nightly", "GRANTED"),
+            (25, "EXCLUSIVE", "USER LEVEL LOCK", None, "nightly", "PENDING"),
+        ],
+    )
+    snapshot, _ = sample(tmp_path, server, capture={"include_idle": False})
+    edges = {(e["waiter"], e["blocker"]): e for e in snapshot.extra["locks"]}
+    assert set(edges) == {(21, 20), (22, 21), (23, 21), (25, 24)}
+    assert all(e["how"] == "lock_table" for e in edges.values())
+    assert edges[(21, 20)]["kind"] == "metadata" and edges[(21, 20)]["object"] == "shop.orders"
+    assert edges[(21, 20)]["mode"] == "EXCLUSIVE" and edges[(21, 20)]["blocker_mode"] == "SHARED_READ"
+    assert edges[(22, 21)]["blocker_mode"] == "EXCLUSIVE (pending)"
+    assert edges[(25, 24)]["kind"] == "user" and edges[(25, 24)]["object"] == "nightly"
+    assert {s.id for s in snapshot.sessions or ()} >= {20, 24}, "idle root blockers are kept"
+    assert not queries_matching(server, "IS_USED_LOCK")
+
+
+def test_mdl_waits_without_a_lock_source_are_inferred(tmp_path: Path) -> None:
+    """With the metadata-lock instrument off, the ALTER's suspects are the sessions whose transaction began
+    before its wait (inferred, never proven); the SELECT queued behind the ALTER is derived from the queue."""
+    server = mysql80(
+        mdl_instrument="NO",
+        sessions=[
+            row(30, "app", "h:1", "shop", "Sleep", 95, "", None),
+            row(31, "app", "h:2", "shop", "Sleep", 5, "", None),
+            row(32, "dba", "h:3", "shop", "Query", 40, "Waiting for table metadata lock", "ALTER TABLE t ADD c INT"),
+            row(33, "app", "h:4", "shop", "Query", 10, "Waiting for table metadata lock", "SELECT * FROM t"),
+        ],
+        transactions=[(30, 100, "RUNNING", 0), (31, 6, "RUNNING", 0)],
+    )
+    snapshot, _ = sample(tmp_path, server)
+    edges = {(e["waiter"], e["blocker"]): e["how"] for e in snapshot.extra["locks"]}
+    assert edges == {(32, 30): "inferred", (33, 32): "derived"}
+    assert snapshot.extra["lock_sources"]["metadata"] is None
+    assert {s.id: s.blocked_by for s in snapshot.sessions or ()}[32] == []
+
+
+def test_user_lock_holder_from_is_used_lock(tmp_path: Path) -> None:
+    """Without a metadata-lock source, the holder of a GET_LOCK is asked of the server (IS_USED_LOCK)."""
+    server = FakeServer(
+        version="10.6.21-MariaDB",
+        version_comment="mariadb.org binary distribution",
+        sessions=[
+            row(40, "job", "h:1", None, "Sleep", 50, "", None),
+            row(41, "job", "h:2", None, "Query", 3, "User lock", "SELECT GET_LOCK('it''s', 10)"),
+        ],
+        user_locks={"it's": 40},
+    )
+    snapshot, _ = sample(tmp_path, server, capture={"include_idle": False})
+    assert snapshot.extra["locks"] == [
+        {"waiter": 41, "blocker": 40, "kind": "user", "how": "lock_table", "object": "it's", "wait_s": 3.0}
+    ]
+    assert {s.id for s in snapshot.sessions or ()} == {40, 41}

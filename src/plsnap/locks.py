@@ -1,0 +1,714 @@
+"""Who blocked whom: lock-wait edges derived from one sample, blocking trees, and lock-wait episodes.
+
+Pure functions over plain data (the capture code in :mod:`plsnap.source` collects the inputs; readers get
+:class:`Edge` records back from the archive). Every edge says how it is known:
+
+- ``lock_table``: a lock table shows both sides (InnoDB lock waits, MySQL's ``metadata_locks`` with pending
+  requests, the holder of a user lock as the server reports it);
+- ``derived``: the holder is in a lock table but what the waiter waits for is worked out (MariaDB's
+  ``METADATA_LOCK_INFO`` lists granted locks only: the object comes from the waiter's own granted locks or
+  its statement, and queue order puts new requests behind a pending exclusive one);
+- ``inferred``: no lock source: the sessions an expert would suspect (an open transaction that began before
+  the wait began), never proven.
+
+Kinds: ``row`` (InnoDB record locks), ``metadata`` (table, schema and routine metadata locks), ``table``
+(``LOCK TABLES`` and table-level locks) and ``user`` (``GET_LOCK``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from plsnap.model import MAX_SESSION_ID, Session, Snapshot, finite
+
+KINDS = ("row", "metadata", "table", "user")
+HOWS = ("lock_table", "derived", "inferred")
+MAX_INFERRED = 10
+#: Transaction ages are whole seconds (TIMESTAMPDIFF truncates), waits may be milliseconds: the slack that
+#: lets a transaction opened just before a wait still count as older.
+AGE_SLACK = 1.0
+#: MDL modes that ask for (or hold the right to) exclusive access: DDL, LOCK TABLES WRITE.
+STRONG_MODES = frozenset(
+    {
+        "MDL_EXCLUSIVE",
+        "MDL_SHARED_NO_READ_WRITE",
+        "MDL_SHARED_NO_WRITE",
+        "MDL_SHARED_UPGRADABLE",
+        "EXCLUSIVE",
+        "SHARED_NO_READ_WRITE",
+        "SHARED_NO_WRITE",
+        "SHARED_UPGRADABLE",
+    }
+)
+#: Granted modes that block new ordinary requests outright (LOCK TABLES, an ALTER in its final phase).
+BLOCKING_MODES = frozenset({"MDL_EXCLUSIVE", "MDL_SHARED_NO_READ_WRITE", "EXCLUSIVE", "SHARED_NO_READ_WRITE"})
+#: Granted modes that block writes but not reads (LOCK TABLES READ, the copy phase of ALTER).
+WRITE_BLOCKING_MODES = frozenset({"MDL_SHARED_NO_WRITE", "MDL_SHARED_READ_ONLY", "SHARED_NO_WRITE", "SHARED_READ_ONLY"})
+#: Modes that LOCK TABLES takes: edges to their holders are of kind ``table``.
+TABLE_LOCK_MODES = frozenset(
+    {"MDL_SHARED_NO_READ_WRITE", "MDL_SHARED_READ_ONLY", "SHARED_NO_READ_WRITE", "SHARED_READ_ONLY"}
+)
+_MDL_WAIT = re.compile(
+    r"^Waiting for (?:table|schema|stored \w+|trigger|event|backup|global read)? ?\w* ?metadata lock", re.I
+)
+_TABLE_LEVEL_WAIT = re.compile(r"^Waiting for table level lock", re.I)
+_USER_LOCK_WAIT = re.compile(r"^(?:User lock|Waiting for user lock)", re.I)
+_DDL = re.compile(
+    r"^\s*(?:/\*.*?\*/\s*)*(?:alter|drop|truncate|rename|optimize|repair|analyze|create\s+(?:unique\s+|fulltext\s+|spatial\s+)?index|lock\s+tables?)\b",
+    re.I | re.S,
+)
+_WRITE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*(?:insert|update|delete|replace|load)\b", re.I | re.S)
+_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+_TABLE_REF = re.compile(
+    rf"\b(?:alter\s+(?:online\s+|ignore\s+)*table|drop\s+table(?:\s+if\s+exists)?|truncate(?:\s+table)?|rename\s+table|optimize\s+table|repair\s+table|analyze\s+table|lock\s+tables?|on|into|update(?:\s+(?:low_priority|ignore))*|from|join)\s+({_IDENT}(?:\s*\.\s*{_IDENT})?)",
+    re.I,
+)
+_GET_LOCK = re.compile(r"\bget_lock\s*\(\s*(?:'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\")", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """``waiter`` waits for a lock that ``blocker`` holds (or has queued ahead of it).
+
+    ``object`` is ``schema.table`` or a lock name; ``mode`` what the waiter asks for and ``blocker_mode`` what
+    the blocker holds, when known; ``how`` is ``lock_table``, ``derived`` or ``inferred``; ``wait_s`` how long
+    the waiter had waited at the sample, in seconds.
+    """
+
+    waiter: int
+    blocker: int
+    kind: str
+    object: str | None = None
+    mode: str | None = None
+    blocker_mode: str | None = None
+    how: str = "lock_table"
+    wait_s: float | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The archive form (keys with None values are left out)."""
+        record: dict[str, Any] = {"waiter": self.waiter, "blocker": self.blocker, "kind": self.kind, "how": self.how}
+        for key in ("object", "mode", "blocker_mode", "wait_s"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
+        return record
+
+    @classmethod
+    def from_record(cls, record: Any) -> Edge | None:
+        """An edge from the archive, or None when the record is not a valid edge."""
+        if not isinstance(record, dict):
+            return None
+        waiter, blocker = record.get("waiter"), record.get("blocker")
+        kind, how = record.get("kind"), record.get("how")
+        if type(waiter) is not int or type(blocker) is not int or waiter == blocker:
+            return None
+        if not (0 <= waiter <= MAX_SESSION_ID and 0 <= blocker <= MAX_SESSION_ID):
+            return None
+        if kind not in KINDS or how not in HOWS:
+            return None
+        return cls(
+            waiter,
+            blocker,
+            kind,
+            _short(record.get("object")),
+            _short(record.get("mode")),
+            _short(record.get("blocker_mode")),
+            how,
+            finite(record.get("wait_s"), 0.0, 10 * 365 * 86400.0),
+        )
+
+
+def _short(value: Any) -> str | None:
+    return value[:300] if isinstance(value, str) else None
+
+
+def edges_of(snapshot: Snapshot) -> list[Edge]:
+    """The lock-wait edges recorded with a sample (invalid entries are ignored)."""
+    raw = snapshot.extra.get("locks")
+    if not isinstance(raw, list):
+        return []
+    return [edge for edge in (Edge.from_record(r) for r in raw) if edge is not None]
+
+
+# --- deriving edges at capture ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RowWait:
+    """One InnoDB lock wait: processlist ids of both sides, the table, both lock modes, seconds waited."""
+
+    waiter: int
+    blocker: int
+    table: str | None = None
+    mode: str | None = None
+    blocker_mode: str | None = None
+    wait_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MdlLock:
+    """One metadata lock: the session, its mode, the object (``schema.table`` or a lock name), the object type
+    (``TABLE``, ``SCHEMA``, ``USER LEVEL LOCK``, ...) and whether it is granted or pending."""
+
+    session: int
+    mode: str
+    object: str
+    object_type: str = "TABLE"
+    granted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LockInputs:
+    """What a capture could read about locks in one sample.
+
+    ``mdl`` is None when no metadata-lock source is available (no plugin, no privilege); ``mdl_pending``
+    says whether the source shows pending requests (MySQL's ``metadata_locks``) or granted ones only
+    (MariaDB's ``METADATA_LOCK_INFO``). ``user_holders`` maps a user-lock name to its holder.
+    ``trx_age`` maps sessions with an open transaction to its age in seconds.
+    """
+
+    row_waits: Sequence[RowWait] = ()
+    mdl: Sequence[MdlLock] | None = None
+    mdl_pending: bool = False
+    user_holders: Mapping[str, int] = field(default_factory=dict)
+    trx_age: Mapping[int, float] = field(default_factory=dict)
+
+
+def waiting_kind(session: Session) -> str | None:
+    """``metadata``, ``table`` or ``user`` when the session's state says it waits for such a lock."""
+    state = session.state or ""
+    if not state.startswith(("Waiting", "User lock")) or not session.active:
+        return None
+    if _USER_LOCK_WAIT.match(state):
+        return "user"
+    if _TABLE_LEVEL_WAIT.match(state):
+        return "table"
+    if _MDL_WAIT.match(state) or ("metadata lock" in state.lower() and state.lower().startswith("waiting")):
+        return "metadata"
+    return None
+
+
+def statement_object(info: str | None, db: str | None) -> str | None:
+    """The first table a statement names, as ``schema.table`` (the session's database when unqualified)."""
+    if not info:
+        return None
+    match = _TABLE_REF.search(info[:4096])
+    if match is None:
+        return None
+    parts = [
+        p.strip().strip("`").replace("``", "`")
+        for p in re.split(r"\s*\.\s*(?=(?:`|[A-Za-z0-9_$]))", match.group(1), maxsplit=1)
+    ]
+    if len(parts) == 2:
+        return f"{parts[0]}.{parts[1]}"
+    return f"{db}.{parts[0]}" if db else parts[0]
+
+
+def user_lock_name(info: str | None) -> str | None:
+    """The name a ``GET_LOCK('name', ...)`` statement asks for."""
+    if not info:
+        return None
+    match = _GET_LOCK.search(info[:4096])
+    if match is None:
+        return None
+    name = match.group(1) if match.group(1) is not None else match.group(2)
+    return re.sub(r"\\(.)", r"\1", name.replace("''", "'").replace('""', '"'))
+
+
+def derive_edges(sessions: Sequence[Session], inputs: LockInputs) -> list[Edge]:
+    """Every lock-wait edge of one sample, each labelled with how it is known (see the module docstring)."""
+    edges: list[Edge] = [
+        Edge(w.waiter, w.blocker, "row", w.table, w.mode, w.blocker_mode, "lock_table", w.wait_s)
+        for w in inputs.row_waits
+        if w.waiter != w.blocker
+    ]
+    by_id = {s.id: s for s in sessions}
+    waiters = [(s, kind) for s in sessions if (kind := waiting_kind(s)) is not None]
+    for session, kind in waiters:
+        if kind == "user":
+            edges += _user_edges(session, inputs)
+        elif inputs.mdl is not None and inputs.mdl_pending:
+            edges += _mdl_edges_pending(session, kind, inputs.mdl)
+        elif inputs.mdl is not None:
+            edges += _mdl_edges_granted(session, kind, inputs.mdl, waiters)
+    proven = {e.waiter for e in edges}
+    for session, kind in waiters:
+        if session.id not in proven:
+            edges += _queue_edges(session, kind, waiters) or _inferred_edges(session, kind, sessions, inputs)
+    return _dedupe([e for e in edges if e.blocker in by_id or e.how != "inferred"])
+
+
+def _dedupe(edges: Iterable[Edge]) -> list[Edge]:
+    seen: dict[tuple[int, int, str], Edge] = {}
+    rank = {"lock_table": 0, "derived": 1, "inferred": 2}
+    for edge in edges:
+        key = (edge.waiter, edge.blocker, edge.kind)
+        if key not in seen or rank[edge.how] < rank[seen[key].how]:
+            seen[key] = edge
+    return list(seen.values())
+
+
+def _wait_of(session: Session) -> float | None:
+    return session.elapsed_seconds
+
+
+def _user_edges(session: Session, inputs: LockInputs) -> list[Edge]:
+    name = user_lock_name(session.info)
+    if name is None:
+        return []
+    holder = inputs.user_holders.get(name)
+    if holder is None and inputs.mdl is not None:
+        holder = next(
+            (m.session for m in inputs.mdl if m.granted and m.object_type == "USER LEVEL LOCK" and m.object == name),
+            None,
+        )
+    if holder is None or holder == session.id:
+        return []
+    return [Edge(session.id, holder, "user", name, None, None, "lock_table", _wait_of(session))]
+
+
+def _is_ddl(session: Session) -> bool:
+    return bool(_DDL.match(session.info or ""))
+
+
+def _mdl_object(session: Session, mdl: Sequence[MdlLock]) -> tuple[str | None, str | None]:
+    """(object, the waiter's own granted strong mode on it) for a MariaDB metadata-lock waiter."""
+    own = [m for m in mdl if m.session == session.id and m.granted and m.object_type == "TABLE"]
+    strong = [m for m in own if m.mode in STRONG_MODES]
+    if strong:
+        return strong[0].object, strong[0].mode
+    return statement_object(session.info, session.db), None
+
+
+def _mdl_edges_granted(
+    session: Session, kind: str, mdl: Sequence[MdlLock], waiters: Sequence[tuple[Session, str]]
+) -> list[Edge]:
+    """MariaDB (granted locks only): the waiter's object is derived; who blocks it follows from the modes."""
+    target, own_mode = _mdl_object(session, mdl)
+    if target is None:
+        return []
+    holders = [
+        m for m in mdl if m.granted and m.object == target and m.object_type == "TABLE" and m.session != session.id
+    ]
+    wait = _wait_of(session)
+    exclusive = own_mode is not None or _is_ddl(session)
+    if exclusive:
+        return [
+            Edge(session.id, h.session, _kind_for(h.mode, kind), target, "MDL_EXCLUSIVE", h.mode, "derived", wait)
+            for h in holders
+        ]
+    edges = [
+        Edge(session.id, other.id, "metadata", target, "MDL_SHARED", "MDL_EXCLUSIVE (pending)", "derived", wait)
+        for other, other_kind in waiters
+        if other.id != session.id
+        and other_kind == "metadata"
+        and _queued_exclusive(other, target, mdl)
+        and (other.elapsed_seconds or 0.0) >= (wait or 0.0)
+    ]
+    writes = bool(_WRITE.match(session.info or ""))
+    edges += [
+        Edge(session.id, h.session, _kind_for(h.mode, kind), target, "MDL_SHARED", h.mode, "derived", wait)
+        for h in holders
+        if h.mode in BLOCKING_MODES or (writes and h.mode in WRITE_BLOCKING_MODES)
+    ]
+    return edges
+
+
+def _queued_exclusive(session: Session, target: str, mdl: Sequence[MdlLock]) -> bool:
+    """True when ``session`` is a pending exclusive request on ``target`` (a DDL waiting for it)."""
+    found, own_mode = _mdl_object(session, mdl)
+    return found == target and (own_mode is not None or _is_ddl(session))
+
+
+def _kind_for(holder_mode: str | None, kind: str) -> str:
+    return "table" if holder_mode in TABLE_LOCK_MODES else kind
+
+
+def _mdl_edges_pending(session: Session, kind: str, mdl: Sequence[MdlLock]) -> list[Edge]:
+    """MySQL (pending and granted locks): both sides are in the lock table."""
+    pending = [m for m in mdl if m.session == session.id and not m.granted]
+    edges = []
+    wait = _wait_of(session)
+    for request in pending:
+        holders = [
+            m
+            for m in mdl
+            if m.object == request.object and m.object_type == request.object_type and m.session != session.id
+        ]
+        strong = request.mode in STRONG_MODES
+        for holder in holders:
+            if holder.granted and (strong or holder.mode in BLOCKING_MODES or holder.mode in WRITE_BLOCKING_MODES):
+                blocks = True
+            elif not holder.granted:
+                blocks = not strong and holder.mode in STRONG_MODES
+            else:
+                blocks = False
+            if blocks:
+                holder_mode = holder.mode if holder.granted else f"{holder.mode} (pending)"
+                edge_kind = "user" if request.object_type == "USER LEVEL LOCK" else _kind_for(holder.mode, kind)
+                edges.append(
+                    Edge(
+                        session.id,
+                        holder.session,
+                        edge_kind,
+                        request.object,
+                        request.mode,
+                        holder_mode,
+                        "lock_table",
+                        wait,
+                    )
+                )
+    return edges
+
+
+def _queue_edges(session: Session, kind: str, waiters: Sequence[tuple[Session, str]]) -> list[Edge]:
+    """Without a lock source: a statement waiting behind a DDL that waits on the same table (both named by
+    their statements) is queued behind it."""
+    if kind != "metadata" or _is_ddl(session):
+        return []
+    target = statement_object(session.info, session.db)
+    if target is None:
+        return []
+    wait = _wait_of(session) or 0.0
+    return [
+        Edge(session.id, other.id, "metadata", target, "MDL_SHARED", "MDL_EXCLUSIVE (pending)", "derived", wait)
+        for other, other_kind in waiters
+        if other.id != session.id
+        and other_kind == "metadata"
+        and _is_ddl(other)
+        and statement_object(other.info, other.db) == target
+        and (other.elapsed_seconds or 0.0) >= wait
+    ]
+
+
+def _inferred_edges(session: Session, kind: str, sessions: Sequence[Session], inputs: LockInputs) -> list[Edge]:
+    """The suspects: sessions whose open transaction began before this wait began, and sessions running a
+    statement on the same table since before it; oldest first."""
+    wait = _wait_of(session) or 0.0
+    target = statement_object(session.info, session.db) if kind != "user" else user_lock_name(session.info)
+    suspects = []
+    for other in sessions:
+        if other.id == session.id or waiting_kind(other) is not None:
+            continue
+        age = inputs.trx_age.get(other.id)
+        if age is None:
+            age = other.number("trx_age")
+        running = other.elapsed_seconds if other.active else None
+        same_table = kind != "user" and target is not None and statement_object(other.info, other.db) == target
+        if age is not None and age + AGE_SLACK >= wait:
+            suspects.append((age, other.id))
+        elif same_table and running is not None and running + AGE_SLACK >= wait:
+            suspects.append((running, other.id))
+    suspects.sort(reverse=True)
+    return [
+        Edge(session.id, other_id, kind, target, None, None, "inferred", wait)
+        for _, other_id in suspects[:MAX_INFERRED]
+    ]
+
+
+# --- blocking trees ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """A session in a blocking tree, the edge that put it under its parent, and the sessions waiting on it.
+
+    Each waiter is placed once, under the first blocker met from the roots (breadth first); ``also`` names its
+    other blockers, and ``shown_elsewhere`` marks a reference to a waiter placed under another root.
+    """
+
+    session: int
+    edge: Edge | None
+    children: tuple[TreeNode, ...]
+    also: tuple[int, ...] = ()
+    shown_elsewhere: bool = False
+
+    def walk(self, depth: int = 0) -> Iterable[tuple[int, TreeNode]]:
+        """(depth, node) for this node and every node below it, depth first."""
+        yield depth, self
+        for child in self.children:
+            yield from child.walk(depth + 1)
+
+
+def roots_of(edges: Sequence[Edge]) -> list[int]:
+    """The root blockers: sessions that block others and wait for no one (in a cycle, its lowest id)."""
+    waiting = {e.waiter for e in edges}
+    blockers = {e.blocker for e in edges}
+    roots = sorted(b for b in blockers if b not in waiting)
+    covered = _reachable_waiters(edges, roots)
+    for waiter in sorted(waiting - covered - set(roots)):
+        cycle_root = min(_cycle_members(edges, waiter))
+        if cycle_root not in roots:
+            roots.append(cycle_root)
+            covered |= _reachable_waiters(edges, [cycle_root]) | {cycle_root}
+    return roots
+
+
+def _reachable_waiters(edges: Sequence[Edge], roots: Iterable[int]) -> set[int]:
+    under: dict[int, list[int]] = {}
+    for edge in edges:
+        under.setdefault(edge.blocker, []).append(edge.waiter)
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        for waiter in under.get(node, []):
+            if waiter not in seen:
+                seen.add(waiter)
+                stack.append(waiter)
+    return seen
+
+
+def _cycle_members(edges: Sequence[Edge], start: int) -> set[int]:
+    """Every session reachable from ``start`` by following blockers (a deadlock's members, among others)."""
+    ahead: dict[int, list[int]] = {}
+    for edge in edges:
+        ahead.setdefault(edge.waiter, []).append(edge.blocker)
+    seen = {start}
+    stack = [start]
+    while stack:
+        for blocker in ahead.get(stack.pop(), []):
+            if blocker not in seen:
+                seen.add(blocker)
+                stack.append(blocker)
+    return seen
+
+
+def blocking_trees(edges: Sequence[Edge], rank: Callable[[int], Any] | None = None) -> list[TreeNode]:
+    """One tree per root blocker, each waiter under what it waits for, placed once (breadth first from the
+    roots; its other blockers in ``also``). Roots with the most waiters first (then by ``rank``, then id)."""
+    under: dict[int, list[Edge]] = {}
+    blockers_of: dict[int, list[int]] = {}
+    for edge in sorted(edges, key=lambda e: (e.blocker, e.waiter)):
+        under.setdefault(edge.blocker, []).append(edge)
+        blockers_of.setdefault(edge.waiter, []).append(edge.blocker)
+    roots = roots_of(edges)
+    reach = {root: len(_reachable_waiters(edges, [root])) for root in roots}
+    roots.sort(key=lambda r: (-reach[r], rank(r) if rank is not None else 0, r))
+    placed: set[int] = set(roots)
+    trees = []
+    for root in roots:
+        children: dict[int, list[tuple[Edge, bool]]] = {}
+        queue = [root]
+        while queue:
+            node = queue.pop(0)
+            for edge in under.get(node, []):
+                if edge.waiter in placed:
+                    if node == root and edge.waiter not in roots:
+                        children.setdefault(node, []).append((edge, True))
+                    continue
+                placed.add(edge.waiter)
+                children.setdefault(node, []).append((edge, False))
+                queue.append(edge.waiter)
+        trees.append(_build(root, None, children, blockers_of, False))
+    return trees
+
+
+def _build(
+    session: int,
+    edge: Edge | None,
+    children: Mapping[int, list[tuple[Edge, bool]]],
+    blockers_of: Mapping[int, list[int]],
+    reference: bool,
+) -> TreeNode:
+    parent = edge.blocker if edge is not None else None
+    also = tuple(b for b in blockers_of.get(session, []) if b != parent)
+    if reference:
+        return TreeNode(session, edge, (), also, shown_elsewhere=True)
+    kids = tuple(_build(e.waiter, e, children, blockers_of, ref) for e, ref in children.get(session, []))
+    return TreeNode(session, edge, kids, also)
+
+
+def waiters_of(edges: Sequence[Edge], root: int) -> set[int]:
+    """Every session waiting, directly or not, on ``root``."""
+    return _reachable_waiters(edges, [root]) - {root}
+
+
+# --- episodes ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockerIdentity:
+    """Who a root blocker is across samples: a reused session id with another transaction (or user, host)
+    is someone else."""
+
+    session: int
+    user: str | None
+    host: str | None
+    trx_started: datetime | None
+
+    def same(self, other: BlockerIdentity) -> bool:
+        """True when ``other`` is this blocker seen again."""
+        if (self.session, self.user, self.host) != (other.session, other.user, other.host):
+            return False
+        if self.trx_started is None or other.trx_started is None:
+            return True
+        return abs((self.trx_started - other.trx_started).total_seconds()) <= 2.0
+
+
+@dataclass(slots=True, eq=False)
+class Episode:
+    """Consecutive samples in which one root blocker held others up."""
+
+    root: BlockerIdentity
+    first_seen: datetime
+    last_seen: datetime
+    previous_sample: datetime | None
+    next_sample: datetime | None = None
+    samples: int = 0
+    waiter_seconds: float = 0.0
+    peak_waiters: int = 0
+    waiters: set[int] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)
+    objects: set[str] = field(default_factory=set)
+    hows: set[str] = field(default_factory=set)
+    crosses_gap: bool = False
+    first_trx_age: float | None = None
+    last_trx_age: float | None = None
+    command: str | None = None
+    idle: bool = False
+    state: str | None = None
+    info: str | None = None
+    trx_state: str | None = None
+    rows_locked: float | None = None
+    longest_wait: float = 0.0
+
+    @property
+    def min_seconds(self) -> float:
+        """Seconds the episode certainly lasted: between its first and last sighting, or the longest wait seen."""
+        return max((self.last_seen - self.first_seen).total_seconds(), self.longest_wait)
+
+    @property
+    def max_seconds(self) -> float | None:
+        """Seconds it at most lasted: from the sample before its first sighting to the one after its last
+        (None when either side is unknown)."""
+        if self.previous_sample is None or self.next_sample is None:
+            return None
+        return (self.next_sample - self.previous_sample).total_seconds()
+
+
+def episodes(snapshots: Iterable[Snapshot], *, interval: float | None = None) -> list[Episode]:
+    """Lock-wait episodes of samples in ``ts`` order, highest impact (waiter-seconds) first.
+
+    A root blocker seen in consecutive samples is one episode; a gap or a hole between two of its sightings
+    keeps the episode going but marks it ``crosses_gap``. Each sample weighs its own interval (``interval``
+    when the sample has none).
+    """
+    tracker = EpisodeTracker(interval=interval)
+    for snapshot in snapshots:
+        tracker.feed(snapshot)
+    return tracker.finish()
+
+
+class EpisodeTracker:
+    """Builds episodes incrementally: :meth:`feed` samples in ``ts`` order, then :meth:`finish`."""
+
+    def __init__(self, *, interval: float | None = None) -> None:
+        self.interval = interval
+        self.open: list[Episode] = []
+        self.done: list[Episode] = []
+        self.previous_ts: datetime | None = None
+        self.pending_gap = False
+        self.last_sample: Snapshot | None = None
+
+    def feed(self, snapshot: Snapshot) -> None:
+        """Add one sample or gap line."""
+        if snapshot.is_gap:
+            self.pending_gap = True
+            return
+        if self.last_sample is not None and _hole_between(self.last_sample, snapshot, self.interval):
+            self.pending_gap = True
+        edges = edges_of(snapshot)
+        if not edges and not self.open:
+            self._advance(snapshot)
+            return
+        by_id = {s.id: s for s in snapshot.sessions or ()}
+        weight = _weight(snapshot, self.interval)
+        seen_now: list[Episode] = []
+        for tree in blocking_trees(edges):
+            identity = _identity(tree.session, by_id.get(tree.session), snapshot.ts)
+            episode = next((e for e in self.open if e.root.same(identity)), None)
+            if episode is None:
+                episode = Episode(identity, snapshot.ts, snapshot.ts, self.previous_ts)
+            elif self.pending_gap:
+                episode.crosses_gap = True
+            already = any(e is episode for e in seen_now)
+            _merge_tree(episode, tree, edges, by_id, snapshot, 0.0 if already else weight)
+            if not already:
+                seen_now.append(episode)
+        for episode in self.open:
+            if not any(e is episode for e in seen_now):
+                episode.next_sample = snapshot.ts
+                self.done.append(episode)
+        self.open = seen_now
+        self._advance(snapshot)
+
+    def _advance(self, snapshot: Snapshot) -> None:
+        self.previous_ts = snapshot.ts
+        self.pending_gap = False
+        self.last_sample = snapshot
+
+    def finish(self) -> list[Episode]:
+        """Every episode, highest impact first."""
+        found = [*self.done, *self.open]
+        found.sort(key=lambda e: (-e.waiter_seconds, e.first_seen, e.root.session))
+        return found
+
+
+def _hole_between(before: Snapshot, after: Snapshot, interval: float | None) -> bool:
+    step = before.interval_s or interval
+    return bool(step) and (after.ts - before.ts).total_seconds() > 1.5 * (step or 0.0)
+
+
+def _weight(snapshot: Snapshot, interval: float | None) -> float:
+    return snapshot.interval_s or interval or 0.0
+
+
+def _identity(session_id: int, session: Session | None, ts: datetime) -> BlockerIdentity:
+    if session is None:
+        return BlockerIdentity(session_id, None, None, None)
+    age = session.number("trx_age")
+    started = ts - timedelta(seconds=age) if age is not None else None
+    return BlockerIdentity(session_id, session.user, session.host, started)
+
+
+def _merge_tree(  # noqa: PLR0917 - one private helper of EpisodeTracker.feed
+    episode: Episode,
+    tree: TreeNode,
+    edges: Sequence[Edge],
+    by_id: Mapping[int, Session],
+    snapshot: Snapshot,
+    weight: float,
+) -> None:
+    waiting = waiters_of(edges, tree.session)
+    if weight:
+        episode.samples += 1
+    episode.last_seen = snapshot.ts
+    episode.waiters |= waiting
+    episode.peak_waiters = max(episode.peak_waiters, len(waiting))
+    episode.waiter_seconds += weight * len(waiting)
+    involved = waiting | {tree.session}
+    for edge in edges:
+        if edge.waiter in involved and edge.blocker in involved:
+            episode.kinds.add(edge.kind)
+            episode.hows.add(edge.how)
+            if edge.object:
+                episode.objects.add(edge.object)
+            episode.longest_wait = max(episode.longest_wait, edge.wait_s or 0.0)
+    root = by_id.get(tree.session)
+    if root is not None:
+        age = root.number("trx_age")
+        if episode.first_trx_age is None:
+            episode.first_trx_age = age
+        episode.last_trx_age = age
+        episode.command = root.command
+        episode.idle = not root.active
+        episode.state = root.state
+        episode.info = root.info
+        trx_state = root.record.get("trx_state")
+        episode.trx_state = trx_state if isinstance(trx_state, str) else episode.trx_state
+        episode.rows_locked = root.number("trx_rows_locked")
