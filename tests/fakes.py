@@ -19,6 +19,12 @@ from typing import Any
 from plsnap.connection import Connection, ConnectionLost, ConnectParams, Result, ServerError
 
 PROCESSLIST_COLUMNS = ("id", "user", "host", "db", "command", "time", "state", "info")
+#: The first columns of MySQL 8.0.22+ SHOW REPLICA STATUS, in its documented order, and the ones plsnap reads.
+REPLICA_COLUMNS = (
+    "Replica_IO_State", "Source_Host", "Source_User", "Source_Port", "Connect_Retry", "Source_Log_File",
+    "Read_Source_Log_Pos", "Relay_Log_File", "Relay_Log_Pos", "Relay_Source_Log_File", "Replica_IO_Running",
+    "Replica_SQL_Running", "Last_Errno", "Last_Error", "Seconds_Behind_Source", "Channel_Name",
+)  # fmt: skip
 
 
 def denied_process() -> ServerError:
@@ -59,6 +65,10 @@ class FakeServer:
     metadata_locks: list[tuple[Any, ...]] = field(default_factory=list)
     mdl_instrument: str = "YES"
     user_locks: dict[str, int] = field(default_factory=dict)
+    status: dict[str, int | str] = field(default_factory=lambda: {"Uptime": 1000, "Threads_running": 2})
+    innodb_metrics: dict[str, int] = field(default_factory=dict)
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    innodb_status: str = ""
     refuse: dict[str, ServerError] = field(default_factory=dict)
     handlers: list[tuple[str, Callable[[str], Result]]] = field(default_factory=list)
     connection_id: int = 4242
@@ -102,6 +112,18 @@ class FakeServer:
         if "performance_schema.data_lock_waits" in sql:
             columns = ("waiter", "blocker", "object", "lock_mode", "blocking_lock_mode", "wait")
             return Result(columns, list(self.row_waits))
+        if "GLOBAL STATUS WHERE Variable_name IN" in sql:
+            names = re.findall(r"'(\w+)'", sql)
+            rows = [(n.encode(), str(self.status[n]).encode()) for n in names if n in self.status]
+            return Result(("variable_name", "value"), rows)
+        if "information_schema.INNODB_METRICS" in sql:
+            return Result(("name", "count"), [(k.encode(), v) for k, v in self.innodb_metrics.items()])
+        if "REPLICA STATUS" in sql or "SLAVE STATUS" in sql or "SLAVES STATUS" in sql:
+            columns = tuple(REPLICA_COLUMNS)
+            rows = [tuple(_bytes(r.get(c)) for c in columns) for r in self.replicas]
+            return Result(tuple(c.lower() for c in columns), rows)
+        if "ENGINE INNODB STATUS" in sql:
+            return Result(("type", "name", "status"), [(b"InnoDB", b"", self.innodb_status.encode())])
         if "INNODB_LOCK_WAITS" in sql:
             columns = ("waiter", "blocker", "lock_table", "lock_mode", "blocking_lock_mode", "wait")
             return Result(columns, list(self.row_waits))

@@ -89,7 +89,7 @@ def _check_server(config: Config, password: str | None, connector: Connector | N
 
 
 def _check_lock_sources(config: Config, info: ServerInfo) -> Iterator[Check]:
-    """Where the blockers of metadata-lock waits come from (docs/locks.md)."""
+    """Where the blockers of metadata-lock waits come from (docs/replay.md, "Lock waits")."""
     if not config.capture.locks:
         yield WARN, "locks: [capture] locks = false: lock waits and their blockers are not recorded"
         return

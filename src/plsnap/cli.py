@@ -65,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every command (also used to generate docs/cli.md)."""
+    """The argument parser for every command (also used to generate docs/cli-reference.md)."""
     common = _Parser(add_help=False)
     common.add_argument(
         "-c",

@@ -3,14 +3,15 @@ command-line values, validated into frozen dataclasses.
 
 The schema is declared once: every section is a dataclass whose fields carry their parser
 (:func:`option`), and the table of sections and keys is derived from them. Every error names the file (or
-variable), the key and what is allowed. Only the CLI and the daemon call :func:`load_config`. Passwords are
-never a config value or a command-line value: see :func:`resolve_password`.
+variable), the key and what is allowed. Only the CLI calls :func:`load_config` (the daemon re-reads through a
+callback it is given). Passwords are never a config value or a command-line value: see :func:`resolve_password`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -33,6 +34,30 @@ SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity"
 REDACT_MODES = ("none", "literals", "full")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Server counters stored with every sample (``[capture] status``): what an expert looks at first.
+DEFAULT_STATUS = (
+    "Threads_running",
+    "Threads_connected",
+    "Questions",
+    "Com_select",
+    "Com_insert",
+    "Com_update",
+    "Com_delete",
+    "Com_commit",
+    "Com_rollback",
+    "Innodb_row_lock_waits",
+    "Innodb_row_lock_current_waits",
+    "Innodb_row_lock_time",
+    "Innodb_deadlocks",
+    "Innodb_history_list_length",
+    "Created_tmp_disk_tables",
+    "Slow_queries",
+    "Aborted_connects",
+    "Aborted_clients",
+    "Max_used_connections",
+    "Innodb_buffer_pool_reads",
+    "Innodb_buffer_pool_read_requests",
+)
 
 Parser = Callable[[Any], Any]
 
@@ -121,6 +146,42 @@ def _min_free(value: Any) -> MinFree | None:
     return MinFree(bytes=parse_size(value))
 
 
+_STATUS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of server status variable names (TOML array, or comma-separated text from the environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError('expected a list of status variable names such as ["Threads_running", "Questions"]')
+    names = tuple(str(item).strip() for item in items if str(item).strip())
+    bad = [n for n in names if not _STATUS_NAME.match(n)]
+    if bad:
+        raise ValueError(f"not a status variable name: {bad[0]!r} (letters, digits and _ only)")
+    return names
+
+
+def _rates(value: Any) -> tuple[tuple[str, float], ...]:
+    """Rate conditions written ``Name>X`` (X per second), as a list or comma-separated text."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError('expected a list such as ["Questions>5000", "Com_rollback>50"]')
+    found = []
+    for item in items:
+        text = str(item).replace(" ", "")
+        if not text:
+            continue
+        name, sep, threshold = text.partition(">")
+        try:
+            limit = float(threshold)
+        except ValueError:
+            limit = -1.0
+        if not sep or not _STATUS_NAME.match(name) or limit < 0:
+            raise ValueError(f"{item!r} is not a rate condition: write Name>X, e.g. Questions>5000 (per second)")
+        found.append((name, limit))
+    return tuple(found)
+
+
 def _instance(value: Any) -> str:
     from plsnap.archive.layout import validate_instance
 
@@ -190,6 +251,8 @@ class CaptureConfig:
     include_idle: bool = option(True, _boolean)
     redact: str = option("none", _choice(*REDACT_MODES))
     locks: bool = option(True, _boolean)
+    status: tuple[str, ...] = option(DEFAULT_STATUS, _names)
+    replication: bool = option(True, _boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +285,37 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerConfig:
+    """Triggered bursts (pt-stalk's job): conditions, the burst, and its guards. Times in seconds; a threshold
+    of 0 turns its condition off; ``min_free`` is checked on the archive's filesystem before a burst starts."""
+
+    threads_running: int = option(0, _integer(0, 1_000_000))
+    cycles: int = option(2, _integer(1, 1000))
+    running_sessions: int = option(0, _integer(0, 1_000_000))
+    lock_wait: float = option(0.0, _duration(0, 86400))
+    rates: tuple[tuple[str, float], ...] = option((), _rates)
+    check_interval: float = option(1.0, _duration(0.1, 3600))
+    burst_interval: float = option(1.0, _duration(0.1, 3600))
+    burst_duration: float = option(60.0, _duration(1, 86400))
+    cooldown: float = option(600.0, _duration(0, 7 * 86400))
+    max_per_hour: int = option(6, _integer(1, 3600))
+    min_free: MinFree | None = option(MinFree(percent=5.0), _min_free)
+    innodb_status: bool = option(True, _boolean)
+
+    @property
+    def enabled(self) -> bool:
+        """True when at least one condition is set."""
+        return bool(self.threads_running or self.running_sessions or self.lock_wait or self.rates)
+
+    @property
+    def counters(self) -> tuple[str, ...]:
+        """The status variables the between-sample check reads."""
+        names = ["Threads_running"] if self.threads_running else []
+        names += [name for name, _ in self.rates if name not in names]
+        return tuple(names)
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Prometheus and health endpoint (``listen`` as ``host:port``, empty = off); ``stall_after`` in seconds."""
 
@@ -240,6 +334,7 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     log: LogConfig = LogConfig()
     metrics: MetricsConfig = MetricsConfig()
+    trigger: TriggerConfig = TriggerConfig()
     path: Path | None = None
 
     @property

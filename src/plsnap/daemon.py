@@ -2,7 +2,8 @@
 
 Captures run on wall-clock-aligned slots (an ``IntervalTrigger`` anchored at the Unix epoch, so a 5 s interval
 fires at :00, :05, ...), with ``max_instances=1`` and ``coalesce=True``: a slow capture skips slots and never
-overlaps them. SIGTERM/SIGINT let the running capture finish, close the frame and exit 0. SIGHUP re-reads the
+overlaps them. SIGTERM/SIGINT cut the attempt in progress short (its result is not written: a shutdown is not a
+failed sample), close the frame and exit 0 within seconds. SIGHUP re-reads the
 config: interval, retention and log level apply at once; a bad config is logged and the old one keeps running.
 """
 
@@ -26,6 +27,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from plsnap import log as plog
+from plsnap.bursts import Bursts
 from plsnap.config import Config, resolve_password
 from plsnap.connection import Connector
 from plsnap.errors import PlsnapError
@@ -70,6 +72,7 @@ class Daemon:
         self._stopping = threading.Event()
         self._main_done = threading.Event()
         self._http: Any = None
+        self.bursts = Bursts(config.trigger, self.recorder, self.scheduler, self.metrics)
 
     def healthy(self) -> tuple[bool, str]:
         """(ok, detail): ok while the last capture attempt is recent (stalled after ``stall_seconds``)."""
@@ -111,6 +114,7 @@ class Daemon:
         self.scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.scheduler.add_job(self._capture_job, aligned_trigger(cfg.capture.interval), id="capture")
         self.scheduler.add_job(self._prune_job, aligned_trigger(cfg.retention.schedule), id="prune")
+        self.bursts.install()
         ping = watchdog_interval()
         if ping is not None:
             self.scheduler.add_job(self._watchdog_job, IntervalTrigger(seconds=ping, timezone=UTC), id="watchdog")
@@ -141,6 +145,7 @@ class Daemon:
         if attempt is None:
             return
         snapshot = attempt.snapshot
+        self.bursts.after_sample(snapshot)
         if snapshot.is_gap or not attempt.written:
             status = f"capture failing ({self.recorder.failures or self.recorder.write_failures}x): " + (
                 snapshot.error or attempt.write_error or ""
@@ -215,6 +220,19 @@ class Daemon:
             notify("READY=1")
             return
         old = self.config
+        needs_restart = [
+            name
+            for name, before, after in (
+                ("[archive] level", old.archive.level, new.archive.level),
+                ("[archive] fsync", old.archive.fsync, new.archive.fsync),
+                ("[archive] frame_every", old.archive.frame_every, new.archive.frame_every),
+                ("[metrics] listen", old.metrics.listen, new.metrics.listen),
+                ("[metrics] heartbeat_file", old.metrics.heartbeat_file, new.metrics.heartbeat_file),
+            )
+            if before != after
+        ]
+        if needs_restart:
+            log.warning("config change needs a restart to apply; keeping the running value", keys=needs_restart)
         with self.recorder.lock:
             self.config = new
             self.recorder.config = new
@@ -227,12 +245,16 @@ class Daemon:
             self.scheduler.reschedule_job("capture", trigger=aligned_trigger(new.capture.interval))
         if new.retention.schedule != old.retention.schedule:
             self.scheduler.reschedule_job("prune", trigger=aligned_trigger(new.retention.schedule))
+        if new.trigger != old.trigger or new.capture.interval != old.capture.interval:
+            self.bursts.reconfigure(new.trigger, new.capture.interval)
         log.info("config reloaded", interval_s=new.capture.interval, log_level=new.log.level)
         notify("READY=1")
 
     def _shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.recorder.stopping = False
+        self.bursts.end(interrupted=True)
         if self._http is not None:
             self._http.shutdown()
         self.recorder.mark_stopped()

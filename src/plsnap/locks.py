@@ -605,7 +605,11 @@ def episodes(snapshots: Iterable[Snapshot], *, interval: float | None = None) ->
 
 
 class EpisodeTracker:
-    """Builds episodes incrementally: :meth:`feed` samples in ``ts`` order, then :meth:`finish`."""
+    """Builds episodes incrementally: :meth:`feed` samples in ``ts`` order, then :meth:`finish`.
+
+    A sample weighs the time up to the next sample, capped at its own interval, so waiter-seconds are neither
+    counted twice nor lost across a burst of denser samples.
+    """
 
     def __init__(self, *, interval: float | None = None) -> None:
         self.interval = interval
@@ -614,12 +618,16 @@ class EpisodeTracker:
         self.previous_ts: datetime | None = None
         self.pending_gap = False
         self.last_sample: Snapshot | None = None
+        self._pending: tuple[datetime, float, list[tuple[Episode, int]]] | None = None
 
     def feed(self, snapshot: Snapshot) -> None:
-        """Add one sample or gap line."""
+        """Add one sample or gap line (markers are ignored)."""
+        if snapshot.is_marker:
+            return
         if snapshot.is_gap:
             self.pending_gap = True
             return
+        self._settle(snapshot.ts)
         if self.last_sample is not None and _hole_between(self.last_sample, snapshot, self.interval):
             self.pending_gap = True
         edges = edges_of(snapshot)
@@ -627,8 +635,8 @@ class EpisodeTracker:
             self._advance(snapshot)
             return
         by_id = {s.id: s for s in snapshot.sessions or ()}
-        weight = _weight(snapshot, self.interval)
         seen_now: list[Episode] = []
+        weights: list[tuple[Episode, int]] = []
         for tree in blocking_trees(edges):
             identity = _identity(tree.session, by_id.get(tree.session), snapshot.ts)
             episode = next((e for e in self.open if e.root.same(identity)), None)
@@ -637,15 +645,26 @@ class EpisodeTracker:
             elif self.pending_gap:
                 episode.crosses_gap = True
             already = any(e is episode for e in seen_now)
-            _merge_tree(episode, tree, edges, by_id, snapshot, 0.0 if already else weight)
+            waiting = _merge_tree(episode, tree, edges, by_id, snapshot, counted=not already)
             if not already:
                 seen_now.append(episode)
+                weights.append((episode, waiting))
         for episode in self.open:
             if not any(e is episode for e in seen_now):
                 episode.next_sample = snapshot.ts
                 self.done.append(episode)
         self.open = seen_now
+        self._pending = (snapshot.ts, _weight(snapshot, self.interval), weights)
         self._advance(snapshot)
+
+    def _settle(self, next_ts: datetime | None) -> None:
+        if self._pending is None:
+            return
+        ts, interval, weights = self._pending
+        self._pending = None
+        weight = interval if next_ts is None else min(interval, max(0.0, (next_ts - ts).total_seconds()))
+        for episode, waiting in weights:
+            episode.waiter_seconds += weight * waiting
 
     def _advance(self, snapshot: Snapshot) -> None:
         self.previous_ts = snapshot.ts
@@ -654,6 +673,7 @@ class EpisodeTracker:
 
     def finish(self) -> list[Episode]:
         """Every episode, highest impact first."""
+        self._settle(None)
         found = [*self.done, *self.open]
         found.sort(key=lambda e: (-e.waiter_seconds, e.first_seen, e.root.session))
         return found
@@ -676,21 +696,22 @@ def _identity(session_id: int, session: Session | None, ts: datetime) -> Blocker
     return BlockerIdentity(session_id, session.user, session.host, started)
 
 
-def _merge_tree(  # noqa: PLR0917 - one private helper of EpisodeTracker.feed
+def _merge_tree(
     episode: Episode,
     tree: TreeNode,
     edges: Sequence[Edge],
     by_id: Mapping[int, Session],
     snapshot: Snapshot,
-    weight: float,
-) -> None:
+    *,
+    counted: bool,
+) -> int:
+    """Fold one sample's tree into its episode; returns how many sessions wait on the root."""
     waiting = waiters_of(edges, tree.session)
-    if weight:
+    if counted:
         episode.samples += 1
     episode.last_seen = snapshot.ts
     episode.waiters |= waiting
     episode.peak_waiters = max(episode.peak_waiters, len(waiting))
-    episode.waiter_seconds += weight * len(waiting)
     involved = waiting | {tree.session}
     for edge in edges:
         if edge.waiter in involved and edge.blocker in involved:
@@ -712,3 +733,4 @@ def _merge_tree(  # noqa: PLR0917 - one private helper of EpisodeTracker.feed
         trx_state = root.record.get("trx_state")
         episode.trx_state = trx_state if isinstance(trx_state, str) else episode.trx_state
         episode.rows_locked = root.number("trx_rows_locked")
+    return len(waiting)

@@ -47,6 +47,12 @@ class Metrics:
         self.source_info = Gauge(
             "plsnap_source_info", "The processlist source in use", ["source", "server"], registry=r
         )
+        self.bursts = Counter("plsnap_bursts", "Triggered bursts started", registry=r)
+        self.burst_samples = Counter("plsnap_burst_samples", "Samples taken during bursts", registry=r)
+        self.bursts_suppressed = Counter(
+            "plsnap_bursts_suppressed", "Bursts a guard did not let start", ["reason"], registry=r
+        )
+        self.trigger_checks = Counter("plsnap_trigger_checks", "Counter checks between samples", registry=r)
         self.visibility = Gauge(
             "plsnap_capture_visibility",
             "What the capture account sees: all sessions, only its own (no PROCESS privilege), or unknown",

@@ -212,7 +212,18 @@ class Snapshot:
     @property
     def is_gap(self) -> bool:
         """True when this line records a failed sample (or a span without samples)."""
-        return self.sessions is None
+        return self.sessions is None and "marker" not in self.extra
+
+    @property
+    def is_marker(self) -> bool:
+        """True for an event line (a burst starting or ending), which is neither a sample nor a gap."""
+        return self.sessions is None and isinstance(self.extra.get("marker"), dict)
+
+    @property
+    def marker(self) -> dict[str, Any]:
+        """The event of a marker line ({} otherwise)."""
+        value = self.extra.get("marker")
+        return value if isinstance(value, dict) else {}
 
     @property
     def running(self) -> int:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import structlog
@@ -25,7 +26,7 @@ import structlog
 from plsnap import retention
 from plsnap.archive.format import encode_line
 from plsnap.archive.fs import SafeDir
-from plsnap.archive.layout import HEARTBEAT_NAME, Partition, list_partitions
+from plsnap.archive.layout import HEARTBEAT_NAME, Partition, hour_start, list_partitions
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import Config, RetentionConfig
@@ -104,14 +105,15 @@ class Recorder:
                 log.error("repair deferred", error=str(exc))
             self._log_notes()
 
-    def capture(self) -> Attempt | None:
+    def capture(self, *, interval: float | None = None) -> Attempt | None:
         """Sample once, append the line, update heartbeat and metrics, and prune if a guard tripped.
+        ``interval`` is the cadence of the sample (a burst's; default the configured one).
 
         Returns None when the recorder was closed meanwhile (shutdown)."""
         with self.lock:
             if self.closed or self.stopping:
                 return None
-            snapshot = self.source.sample()
+            snapshot = self.source.sample(interval)
             if self.stopping:
                 return None
             attempt = self._write(snapshot)
@@ -121,6 +123,34 @@ class Recorder:
             if attempt.written and self._guards_set() and retention.guard_tripped(*self._guard_inputs()):
                 self._prune(reason="guard")
             return attempt
+
+    def write_marker(self, marker: dict[str, Any]) -> bool:
+        """Append an event line (a burst starting or ending); False when it could not be written."""
+        with self.lock:
+            if self.closed:
+                return False
+            line = Snapshot(
+                ts=datetime.now(UTC),
+                instance=self.source.instance,
+                source=None,
+                server=None,
+                duration_ms=None,
+                error=None,
+                sessions=None,
+                interval_s=None,
+                extra={"marker": marker},
+            )
+            try:
+                self.writer.append(encode_line(line.to_record()), line.ts)
+            except ArchiveError as exc:
+                log.error("marker not written", event=marker.get("event"), error=str(exc))
+                return False
+            return True
+
+    def innodb_status(self) -> str | None:
+        """SHOW ENGINE INNODB STATUS through the source, redacted (None when refused or not connected)."""
+        with self.lock:
+            return None if self.closed else self.source.innodb_status()
 
     def note_skipped(self, slots: list[datetime], reason: str) -> None:
         """Record scheduled samples that did not happen (the daemon's skip listener; never waits for a capture
@@ -167,7 +197,7 @@ class Recorder:
         line = encode_line(snapshot.to_record())
         try:
             try:
-                if self._missed is not None and not self._flush_missed(snapshot.ts - JUST_BEFORE):
+                if self._missed is not None and not self._flush_missed(_just_before(snapshot.ts)):
                     raise DiskFullError("the pending gap line could not be written")
                 written = self.writer.append(line, snapshot.ts)
             except DiskFullError:
@@ -175,7 +205,7 @@ class Recorder:
                     raise
                 self._prune(reason="disk full")
                 if self._missed is not None:
-                    self._flush_missed(snapshot.ts - JUST_BEFORE)
+                    self._flush_missed(_just_before(snapshot.ts))
                 written = self.writer.append(line, snapshot.ts)
         except ArchiveError as exc:
             self._remember(snapshot.ts, 1, f"archive writes failed: {exc}")
@@ -363,6 +393,11 @@ class Recorder:
                 self.writer.close()
             finally:
                 self.source.close()
+
+
+def _just_before(ts: datetime) -> datetime:
+    """1 ms before ``ts``, but never in the previous hour (a closed partition is never reopened)."""
+    return max(ts - JUST_BEFORE, hour_start(ts))
 
 
 def _quoted_account(account: str) -> str:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from plsnap.counters import CounterSummary, Range, is_gauge
 from plsnap.locks import Edge, Episode, blocking_trees, roots_of
 from plsnap.model import Session, Snapshot, format_ts
 from plsnap.units import format_duration, format_size
@@ -78,7 +79,7 @@ def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def at_json(result: AtResult) -> dict[str, Any]:
-    """The ``plsnap at --format json`` object (DESIGN §6 contract)."""
+    """The ``plsnap at --format json`` object (the docs/cli.md contract)."""
     return {
         "at": format_ts(result.at),
         "instance": result.instance,
@@ -90,6 +91,12 @@ def at_json(result: AtResult) -> dict[str, Any]:
         "sessions": [_at_session(row) for row in result.sessions],
         "locks": [edge.to_record() for edge in result.locks],
         "root_blockers": roots_of(result.locks),
+        "counters": {
+            "values": dict(result.counters),
+            "rates": dict(result.rates),
+            "rates_from": _ts(result.rates_span[0]) if result.rates_span else None,
+            "rates_to": _ts(result.rates_span[1]) if result.rates_span else None,
+        },
     }
 
 
@@ -175,9 +182,44 @@ def at_table(result: AtResult, *, zone: Zone) -> str:
         lines.append("no sessions running at this instant according to the samples")
     else:
         lines.append(table(AT_COLUMNS, at_rows(result, zone=zone)))
+    if result.counters:
+        lines += ["", *counter_lines(result.counters, result.rates, result.rates_span, zone)]
     if result.locks:
         lines += ["", *lock_tree_lines(result.locks, result.lock_sample)]
     return "\n".join(lines)
+
+
+#: How counters are shown, first the ones an investigator reads first.
+COUNTER_ORDER = (
+    "Threads_running", "Threads_connected", "Questions", "Com_select", "Com_insert", "Com_update", "Com_delete",
+    "Com_commit", "Com_rollback", "Innodb_row_lock_waits", "Innodb_row_lock_current_waits", "Innodb_row_lock_time",
+    "Innodb_deadlocks", "Innodb_history_list_length", "Created_tmp_disk_tables", "Slow_queries",
+    "Innodb_buffer_pool_reads", "Innodb_buffer_pool_read_requests", "Aborted_connects", "Aborted_clients",
+    "Max_used_connections",
+)  # fmt: skip
+
+
+def _counter_names(names: Iterable[str]) -> list[str]:
+    present = set(names) - {"Uptime"}
+    return [n for n in COUNTER_ORDER if n in present] + sorted(present - set(COUNTER_ORDER))
+
+
+def counter_lines(
+    values: Mapping[str, float], rates: Mapping[str, float | None], span: tuple[datetime, datetime] | None, zone: Zone
+) -> list[str]:
+    """The server counters around an instant: gauges as read, counters as rates per second."""
+    where = f" (rates {show_time(span[0], zone=zone)} .. {show_time(span[1], zone=zone)})" if span else ""
+    cells = []
+    for name in _counter_names(values):
+        if is_gauge(name):
+            cells.append(f"{name} {values[name]:g}")
+        elif name in rates:
+            rate = rates[name]
+            cells.append(f"{name} {'restart' if rate is None else f'{rate:.4g}/s'}")
+    lines = [f"server counters{where}:"]
+    for start in range(0, len(cells), 4):
+        lines.append("  " + "   ".join(cells[start : start + 4]))
+    return lines
 
 
 HOW_TEXT = {"lock_table": "proven", "derived": "derived", "inferred": "INFERRED (suspect, not proven)"}
@@ -274,6 +316,7 @@ def window_json(summary: WindowSummary) -> dict[str, Any]:
         ],
         "own_sessions_only_samples": summary.own_only_samples,
         "top_blockers": [episode_json(e) for e in summary.blockers],
+        "counters": counters_json(summary.counters, summary.bucket_seconds),
         "total_active_seconds": summary.total_active_seconds,
         "top": [
             {
@@ -378,6 +421,8 @@ def window_table(summary: WindowSummary, *, zone: Zone) -> str:
         lines.append(table(("id", "user", "started_at", "min_s", "max_s", "info"), rows))
     else:
         lines.append("  (none)")
+    if not summary.counters.empty:
+        lines += ["", *window_counter_lines(summary.counters)]
     if summary.blockers:
         lines += ["", "top blockers (lock-wait episodes by impact; details: plsnap locks FROM TO):"]
         rows = [row[:10] + row[11:12] for row in episode_rows(summary.blockers, zone=zone)]
@@ -407,7 +452,13 @@ SNAPSHOT_COLUMNS = ("ts", "source", "duration_ms", "sessions", "running", "error
 
 
 def snapshot_row(snapshot: Snapshot, *, zone: Zone, raw: bool = False) -> list[Any]:
-    """One ``snapshots`` row; ``raw`` keeps the UTC ``ts`` text (JSON/CSV)."""
+    """One ``snapshots`` row; ``raw`` keeps the UTC ``ts`` text (JSON/CSV). Marker lines (bursts) show their
+    event in the error column and ``marker`` as their source."""
+    if snapshot.is_marker:
+        event = snapshot.marker
+        detail = f"{event.get('event')}: {event['condition']}" if event.get("condition") else str(event.get("event"))
+        when = format_ts(snapshot.ts) if raw else show_time(snapshot.ts, zone=zone)
+        return [when, "marker", None, None, None, detail]
     return [
         format_ts(snapshot.ts) if raw else show_time(snapshot.ts, zone=zone),
         snapshot.source,
@@ -577,3 +628,54 @@ def locks_table(items: Sequence[Episode], start: datetime, end: datetime, *, zon
         who = f"{e.root.session} {e.root.user}@{e.root.host}"
         lines.append(f"  {who}: {state} ({e.command}), {age}: {_one_line(e.info, 70) or '-'}")
     return "\n".join(lines)
+
+
+def _range_json(found: Range) -> dict[str, float | None]:
+    return {
+        "min": round(found.low, 3) if found.count else None,
+        "mean": round(found.mean, 3) if found.mean is not None else None,
+        "max": round(found.high, 3) if found.count else None,
+    }
+
+
+def counters_json(summary: CounterSummary, bucket_seconds: int) -> dict[str, Any]:
+    """A window's counters: ranges of gauges and rates, and a series of bucket means (``counters over time``)."""
+    series: dict[int, tuple[datetime, dict[str, Range], dict[str, Range]]] = {}
+    for point in summary.points:
+        index = int(point.ts.timestamp() // bucket_seconds)
+        start = datetime.fromtimestamp(index * bucket_seconds, UTC)
+        _, gauges, rates = series.setdefault(index, (start, {}, {}))
+        for name, value in point.gauges.items():
+            gauges.setdefault(name, Range()).add(value)
+        for name, rate in point.rates.items():
+            if rate is not None:
+                rates.setdefault(name, Range()).add(rate)
+    return {
+        "gauges": {name: _range_json(r) for name, r in summary.gauges.items()},
+        "rates": {name: _range_json(r) for name, r in summary.rates.items()},
+        "resets": summary.resets,
+        "series": [
+            {
+                "start": format_ts(start),
+                "gauges": {n: round(r.mean or 0.0, 3) for n, r in gauges.items()},
+                "rates": {n: round(r.mean or 0.0, 3) for n, r in rates.items()},
+            }
+            for _, (start, gauges, rates) in sorted(series.items())
+        ],
+    }
+
+
+def window_counter_lines(summary: CounterSummary) -> list[str]:
+    """The counters section of ``window``: gauges and rates, each min / mean / max."""
+    lines = ["server counters (min / mean / max; counters per second):"]
+    rows = []
+    for name in _counter_names([*summary.gauges, *summary.rates]):
+        found = summary.gauges.get(name) if is_gauge(name) else summary.rates.get(name)
+        if found is None or not found.count:
+            continue
+        unit = "" if is_gauge(name) else "/s"
+        rows.append([name, f"{found.low:.4g}{unit}", f"{found.mean or 0:.4g}{unit}", f"{found.high:.4g}{unit}"])
+    lines.append(table(("counter", "min", "mean", "max"), rows))
+    if summary.resets:
+        lines.append(f"  note: {summary.resets} interval(s) without rates: a counter went down (server restart)")
+    return lines

@@ -2,7 +2,7 @@
 
 An *execution* is one statement run by one session: (session id, ``started_at`` within ±1 s, same text), where
 ``started_at = ts - time`` (``time_ms`` when the source has it). Gap samples prove nothing either way, so they
-neither extend nor end an execution. Definitions follow DESIGN §5:
+neither extend nor end an execution. Definitions (docs/replay.md):
 
 - **certain**: a sample at or after T still shows the execution with ``started_at <= T``, or samples on both
   sides of T show the same execution;
@@ -11,10 +11,12 @@ neither extend nor end an execution. Definitions follow DESIGN §5:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from plsnap.counters import rates_between, status_of
 from plsnap.locks import Edge, edges_of
 from plsnap.model import Session, Snapshot
 
@@ -156,6 +158,9 @@ class AtResult:
     visibility: str | None = None
     locks: tuple[Edge, ...] = ()
     lock_sample: Snapshot | None = None
+    counters: Mapping[str, float] = field(default_factory=dict)
+    rates: Mapping[str, float | None] = field(default_factory=dict)
+    rates_span: tuple[datetime, datetime] | None = None
 
     @property
     def in_gap(self) -> bool:
@@ -204,7 +209,27 @@ def sessions_at(
         visibility=visibility,
         locks=locks,
         lock_sample=lock_sample,
+        **_counters_around(samples, before, after),
     )
+
+
+def _counters_around(samples: Sequence[Snapshot], before: Snapshot | None, after: Snapshot | None) -> dict[str, Any]:
+    """The nearest sample's counters, and rates between the two samples around the instant (or the two
+    before it when nothing follows)."""
+    with_status = [s for s in samples if status_of(s)]
+    first: Snapshot | None = None
+    second: Snapshot | None = None
+    if before is not None and after is not None and before is not after and status_of(before) and status_of(after):
+        first, second = before, after
+    elif before is not None and status_of(before):
+        earlier = [s for s in with_status if s.ts < before.ts]
+        if earlier:
+            first, second = earlier[-1], before
+    nearest = before if before is not None and status_of(before) else after
+    counters = status_of(nearest) if nearest is not None else {}
+    if first is None or second is None:
+        return {"counters": counters}
+    return {"counters": counters, "rates": rates_between(first, second), "rates_span": (first.ts, second.ts)}
 
 
 def _nearest(before: Snapshot | None, after: Snapshot | None, moment: datetime) -> Snapshot | None:

@@ -35,6 +35,7 @@ from plsnap.connection import (
     ServerError,
     pymysql_connector,
 )
+from plsnap.counters import INNODB_METRICS, parse_status
 from plsnap.errors import ConfigError, SourceError
 from plsnap.fingerprint import fingerprint
 from plsnap.locks import Edge, LockInputs, MdlLock, RowWait, derive_edges, user_lock_name, waiting_kind
@@ -113,6 +114,18 @@ PROBE_MDL_PLUGIN = (
 PROBE_MDL_P_S = (
     f"SELECT {TAG} ENABLED FROM performance_schema.setup_instruments WHERE NAME = 'wait/lock/metadata/sql/mdl'"
 )
+INNODB_METRICS_QUERY = (
+    f"SELECT {TAG} NAME, COUNT FROM information_schema.INNODB_METRICS "
+    "WHERE NAME IN ('trx_rseg_history_len', 'lock_deadlocks') AND STATUS = 'enabled'"
+)
+REPLICATION = {
+    "mariadb": f"SHOW {TAG} ALL SLAVES STATUS",
+    "replica": f"SHOW {TAG} REPLICA STATUS",
+    "slave": f"SHOW {TAG} SLAVE STATUS",
+}
+INNODB_STATUS = f"SHOW {TAG} ENGINE INNODB STATUS"
+#: The counters query, built from ``[capture] status`` (names are letters, digits and _ only).
+_STATUS_QUERY = re.compile(rf"^SHOW {re.escape(TAG)} GLOBAL STATUS WHERE Variable_name IN \('\w+'(?:, '\w+')*\)$")
 #: ``IS_USED_LOCK`` for the user locks waited for in a sample (names passed as hex literals).
 _USER_LOCK_QUERY = re.compile(
     rf"^SELECT {re.escape(TAG)} IS_USED_LOCK\(X'[0-9a-f]*'\)(?:, IS_USED_LOCK\(X'[0-9a-f]*'\))*$"
@@ -132,6 +145,9 @@ OWN_STATEMENTS = frozenset(
         PROBE_MDL_PLUGIN,
         PROBE_MDL_P_S,
         SHOW_GRANTS,
+        INNODB_METRICS_QUERY,
+        INNODB_STATUS,
+        *REPLICATION.values(),
     )
 )
 
@@ -375,6 +391,13 @@ class Source:
         self.timeout_error: str | None = None
         self.fallback: str | None = None
         self._edges: list[Edge] = []
+        self._status: dict[str, int | float] = {}
+        self._replication: list[dict[str, Any]] = []
+        self.status_error: str | None = None
+        self.replication_error: str | None = None
+        self.mdl_error: str | None = None
+        self.row_error: str | None = None
+        self._interval = config.capture.interval
 
     def __repr__(self) -> str:
         return f"Source(instance={self.instance!r}, kind={self.kind!r})"
@@ -415,6 +438,8 @@ class Source:
         self.kind = choose_source(self.config.capture.source, info)
         self.fallback = None
         self.locks_error = None
+        self.mdl_error = None
+        self.row_error = None
         return info
 
     def _lost_message(self, what: str, exc: ConnectionLost) -> str:
@@ -508,9 +533,11 @@ class Source:
         self._stopping = True
         self._deadline.abort_now()
 
-    def sample(self) -> Snapshot:
+    def sample(self, interval_s: float | None = None) -> Snapshot:
         """One snapshot now, or a gap snapshot whose ``error`` says why; never raises, never outlives its
-        deadline by more than the time to tear the socket down."""
+        deadline by more than the time to tear the socket down. ``interval_s`` is the cadence the sample
+        belongs to (a burst's), recorded in the line; default ``[capture] interval``."""
+        self._interval = interval_s or self.config.capture.interval
         ts = datetime.now(UTC)
         started = time.perf_counter()
         self._deadline.arm(self.attempt_deadline, self._conn)
@@ -537,18 +564,7 @@ class Source:
             self._deadline.disarm()
         info = self.info
         assert info is not None
-        extra: dict[str, Any] = {"visibility": info.visibility, "account": info.account}
-        if self.fallback:
-            extra["source_fallback"] = self.fallback
-        if self.config.capture.locks:
-            extra["lock_sources"] = {
-                "row": None if self.locks_error else ("data_lock_waits" if info.modern else "innodb_lock_waits"),
-                "metadata": info.mdl_source,
-            }
-            if self._edges:
-                extra["locks"] = [edge.to_record() for edge in self._edges]
-        if self.locks_error:
-            extra["locks_error"] = self.locks_error
+        extra = self._sample_extra(info)
         return Snapshot(
             ts=ts,
             instance=self.instance,
@@ -557,9 +573,32 @@ class Source:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             error=None,
             sessions=sessions,
-            interval_s=self.config.capture.interval,
+            interval_s=self._interval,
             extra=extra,
         )
+
+    def _sample_extra(self, info: ServerInfo) -> dict[str, Any]:
+        """The keys a good sample carries beside its sessions (docs/archive-format.md)."""
+        extra: dict[str, Any] = {"visibility": info.visibility, "account": info.account}
+        optional = {
+            "source_fallback": self.fallback,
+            "status": self._status,
+            "replication": self._replication,
+            "locks_error": self.locks_error,
+            "mdl_error": self.mdl_error,
+            "row_locks_error": self.row_error,
+        }
+        extra.update({key: value for key, value in optional.items() if value})
+        if self.config.capture.locks:
+            row = (
+                None
+                if self.locks_error or self.row_error
+                else ("data_lock_waits" if info.modern else "innodb_lock_waits")
+            )
+            extra["lock_sources"] = {"row": row, "metadata": info.mdl_source}
+            if self._edges:
+                extra["locks"] = [edge.to_record() for edge in self._edges]
+        return extra
 
     def _gap(self, ts: datetime, started: float, error: str) -> Snapshot:
         return Snapshot(
@@ -570,7 +609,7 @@ class Source:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             error=error,
             sessions=None,
-            interval_s=self.config.capture.interval,
+            interval_s=self._interval,
         )
 
     def query_name(self) -> str:
@@ -597,6 +636,8 @@ class Source:
             self.fallback = f"{SOURCE_NAMES[self.kind or 'show']} denied ({exc}); using SHOW FULL PROCESSLIST"
             self.kind = "show"
             result = self._conn.query(QUERIES["show"])
+        self._status = self._counters(self.config.capture.status) if self.config.capture.status else {}
+        self._replication = self._replica_status() if self.config.capture.replication else []
         transactions = self._transactions() if self.config.capture.locks else {}
         sessions = self._sessions(result, transactions)
         if not self.config.capture.locks:
@@ -631,12 +672,97 @@ class Source:
         own = self.info.connection_id
         kept = []
         for row in result.rows:
-            if info_at >= 0 and (row[info_at] in OWN_STATEMENTS or _is_own_user_lock_query(row[info_at])):
+            if info_at >= 0 and (row[info_at] in OWN_STATEMENTS or _is_own_dynamic_query(row[info_at])):
                 continue
             session = self._to_session(names, row, transactions)
             if session.id != own:
                 kept.append(session)
         return kept
+
+    def _counters(self, names: Sequence[str]) -> dict[str, int | float]:
+        """Server counters (SHOW GLOBAL STATUS, plus INNODB_METRICS on MySQL 8 for what it lacks), with
+        ``Uptime`` so readers can tell a restart; {} when refused (recorded once in ``status_error``)."""
+        assert self._conn is not None and self.info is not None
+        if self.status_error is not None:
+            return {}
+        try:
+            values = parse_status(self._conn.query(status_query(["Uptime", *names])).rows)
+        except ServerError as exc:
+            self.status_error = str(exc)
+            return {}
+        missing = {name for name in names if name not in values}
+        if self.info.modern and missing & set(INNODB_METRICS.values()):
+            try:
+                metrics = parse_status(self._conn.query(INNODB_METRICS_QUERY).rows)
+            except ServerError:
+                metrics = {}
+            for source_name, value in metrics.items():
+                target = INNODB_METRICS.get(source_name)
+                if target in missing:
+                    values[target] = value
+        return values
+
+    def read_counters(self, names: Sequence[str]) -> dict[str, int | float]:
+        """The trigger's cheap check between samples: only ``names``, on the same connection, within the attempt
+        deadline; {} when not connected or when it fails (the next sample reconnects)."""
+        if self._conn is None or self.info is None:
+            return {}
+        self._deadline.arm(self.config.mysql.read_timeout, self._conn)
+        try:
+            return parse_status(self._conn.query(status_query(names)).rows)
+        except (ServerError, ConnectionLost):
+            self.close_connection()
+            return {}
+        finally:
+            self._deadline.disarm()
+
+    def _replica_status(self) -> list[dict[str, Any]]:
+        """Replication lag per channel when this server is a replica and the account may see it."""
+        assert self._conn is not None and self.info is not None
+        if self.replication_error is not None:
+            return []
+        if self.info.flavour == "MariaDB":
+            query = REPLICATION["mariadb"]
+        elif self.info.version_tuple >= (8, 0, 22):
+            query = REPLICATION["replica"]
+        else:
+            query = REPLICATION["slave"]
+        try:
+            result = self._conn.query(query)
+        except ServerError as exc:
+            self.replication_error = str(exc)
+            return []
+        channels = []
+        for row in result.rows:
+            values = dict(zip(result.columns, row, strict=False))
+            lag = values.get("seconds_behind_source", values.get("seconds_behind_master"))
+            channels.append(
+                {
+                    "channel": _decode(values.get("channel_name", values.get("connection_name"))) or "",
+                    "lag_s": _number(lag),
+                    "io_running": _decode(values.get("replica_io_running", values.get("slave_io_running"))),
+                    "sql_running": _decode(values.get("replica_sql_running", values.get("slave_sql_running"))),
+                }
+            )
+        return channels
+
+    def innodb_status(self) -> str | None:
+        """``SHOW ENGINE INNODB STATUS``, its statement texts masked and redacted like captured statements;
+        None when refused or not connected."""
+        if self._conn is None:
+            return None
+        self._deadline.arm(self.config.mysql.read_timeout, self._conn)
+        try:
+            rows = self._conn.query(INNODB_STATUS).rows
+        except (ServerError, ConnectionLost):
+            return None
+        finally:
+            self._deadline.disarm()
+        if not rows:
+            return None
+        text = _decode(rows[0][-1]) or ""
+        capture = self.config.capture
+        return redact_status(text, capture.redact, capture.max_info_bytes)
 
     def _transactions(self) -> dict[int, dict[str, Any]]:
         """Open InnoDB transactions by thread id: age (s), state, rows locked.
@@ -677,10 +803,12 @@ class Source:
 
     def _row_waits(self) -> list[RowWait]:
         assert self._conn is not None and self.info is not None
+        if self.row_error is not None:
+            return []
         try:
             rows = self._conn.query(ROW_WAITS_P_S if self.info.modern else ROW_WAITS_INNODB).rows
         except ServerError as exc:
-            self.locks_error = str(exc)
+            self.row_error = str(exc)
             return []
         waits = []
         for waiter, blocker, table, mode, blocker_mode, waited in rows:
@@ -700,7 +828,7 @@ class Source:
             return [lock for lock in map(_mdl_mariadb, self._conn.query(MDL_MARIADB).rows) if lock is not None]
         except ServerError as exc:
             self.info = replace(self.info, mdl_source=None)
-            self.locks_error = f"metadata locks: {exc}"
+            self.mdl_error = str(exc)
             return None
 
     def _user_lock_holders(self, sessions: Sequence[Session]) -> dict[str, int]:
@@ -789,12 +917,54 @@ def convert_info(raw: Any, max_bytes: int, redact: str, extra: dict[str, Any]) -
     return masked
 
 
-def _is_own_user_lock_query(info: Any) -> bool:
-    return (
-        isinstance(info, bytes)
-        and info.startswith(b"SELECT /* plsnap */ IS_USED_LOCK(")
-        and bool(_USER_LOCK_QUERY.match(info.decode("ascii", "replace")))
-    )
+#: Lines of SHOW ENGINE INNODB STATUS that are InnoDB's own; any other line after a "MySQL thread id" line is
+#: statement text.
+_STATUS_STRUCTURE = re.compile(
+    r"^(?:-{3,}|={3,}|\*\*\*|TABLE LOCK|RECORD LOCKS|Record lock|---TRANSACTION|Trx |MySQL thread id|LOCK WAIT|"
+    r"[0-9]+ lock struct|mysql tables|SEMAPHORES|TRANSACTIONS|FILE I/O|LOG|BUFFER POOL|ROW OPERATIONS|END OF|"
+    r" ?[0-9]+: len|Pending|History list|Purge done|hex |asc |info bits|TOO MANY|\s*$)"
+)
+
+
+def redact_status(text: str, redact: str, max_bytes: int) -> str:
+    """Mask (and with ``redact``, redact) the statement texts inside an InnoDB status report: the lines that
+    follow a ``MySQL thread id`` line until InnoDB's own lines resume."""
+    out: list[str] = []
+    statement: list[str] = []
+    in_statement = False
+
+    def flush() -> None:
+        if statement:
+            converted = convert_info("\n".join(statement).encode(), max_bytes, redact, {})
+            out.extend((converted or "").split("\n"))
+            statement.clear()
+
+    for line in text.split("\n"):
+        if in_statement and not _STATUS_STRUCTURE.match(line):
+            statement.append(line)
+            continue
+        flush()
+        in_statement = line.startswith("MySQL thread id")
+        out.append(line)
+    flush()
+    return "\n".join(out)
+
+
+def _is_own_dynamic_query(info: Any) -> bool:
+    """True for the two statements plsnap builds per sample (counters, user-lock holders), by their shape."""
+    if not isinstance(info, bytes):
+        return False
+    if info.startswith(b"SELECT /* plsnap */ IS_USED_LOCK("):
+        return bool(_USER_LOCK_QUERY.match(info.decode("ascii", "replace")))
+    if info.startswith(b"SHOW /* plsnap */ GLOBAL STATUS WHERE"):
+        return bool(_STATUS_QUERY.match(info.decode("ascii", "replace")))
+    return False
+
+
+def status_query(names: Iterable[str]) -> str:
+    """``SHOW GLOBAL STATUS`` for ``names`` (already validated: letters, digits and _)."""
+    listed = ", ".join(f"'{name}'" for name in dict.fromkeys(names) if re.fullmatch(r"\w+", name))
+    return f"SHOW {TAG} GLOBAL STATUS WHERE Variable_name IN ({listed})"
 
 
 def _number(value: Any) -> float | None:

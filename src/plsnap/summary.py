@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from plsnap.counters import CounterSummary, CounterTracker
 from plsnap.fingerprint import fingerprint
 from plsnap.locks import Episode, EpisodeTracker
 from plsnap.model import Session, Snapshot, is_active
@@ -102,6 +103,8 @@ class WindowSummary:
     outside: tuple[OutsideSpan, ...] = ()
     own_only_samples: int = 0
     blockers: tuple[Episode, ...] = ()
+    counters: CounterSummary = field(default_factory=CounterSummary)
+    bursts: tuple[Snapshot, ...] = ()
 
 
 def choose_bucket(window_seconds: float, interval: float | None) -> int:
@@ -154,6 +157,10 @@ class _Window:
         self.own_only = 0
         self.stitcher = Stitcher(include_idle=False, on_end=self.keep_longest)
         self.lock_episodes = EpisodeTracker()
+        self.counters = CounterTracker()
+        self.pending: tuple[datetime, float | None, dict[str, int], int] | None = None
+        self.total_active = 0.0
+        self.bursts: list[Snapshot] = []
 
     def keep_longest(self, execution: Execution) -> None:
         if execution.active:
@@ -161,11 +168,17 @@ class _Window:
             (heapq.heappush if len(self.longest) < self.top else heapq.heappushpop)(self.longest, item)
 
     def add(self, snapshot: Snapshot) -> None:
+        if snapshot.is_marker:
+            if snapshot.marker.get("event") == "burst_start":
+                self.bursts.append(snapshot)
+            return
         self.holes.see(snapshot)
         self.lock_episodes.feed(snapshot)
+        self.counters.feed(snapshot)
         if snapshot.is_gap:
             self.add_gap(snapshot)
             return
+        self.settle(snapshot.ts)
         self.close_failed()
         if snapshot.interval_s:
             self.intervals.append(snapshot.interval_s)
@@ -173,6 +186,7 @@ class _Window:
             self.own_only += 1
         running = 0
         groups, key_of = self.groups, self.key_of
+        counts: dict[str, int] = {}
         for session in snapshot.sessions or ():
             if not is_active(session.command, session.info):
                 continue
@@ -183,8 +197,23 @@ class _Window:
                 group = groups[key] = Group(key, example=session.info)
             group.samples += 1
             group.sessions.add(session.id)
+            counts[key] = counts.get(key, 0) + 1
         self.running_at.append((snapshot.ts, running))
+        self.pending = (snapshot.ts, snapshot.interval_s, counts, running)
         self.stitcher.feed(snapshot)
+
+    def settle(self, next_ts: datetime) -> None:
+        """Weigh the previous sample by the time up to the next sample, capped at its own interval (seconds):
+        across a burst, DB time is neither counted twice nor lost. Failed samples do not end the weight."""
+        if self.pending is None:
+            return
+        ts, interval, counts, running = self.pending
+        self.pending = None
+        span = max(0.0, (next_ts - ts).total_seconds())
+        weight = min(interval, span) if interval else span
+        for key, count in counts.items():
+            self.groups[key].active_seconds += count * weight
+        self.total_active += running * weight
 
     def add_gap(self, snapshot: Snapshot) -> None:
         since = snapshot.gap_since
@@ -204,6 +233,7 @@ class _Window:
             self.failed = []
 
     def finish(self, instance: str) -> WindowSummary:
+        self.settle(self.end)
         self.close_failed()
         for execution in self.stitcher.finish():
             self.keep_longest(execution)
@@ -211,11 +241,10 @@ class _Window:
         intervals = self.intervals
         interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
         ranges = tuple(sorted([*self.gap_ranges, *self.holes.finish(interval)], key=lambda g: g.first))
-        total_samples = sum(g.samples for g in self.groups.values())
+        total = self.total_active
         for group in self.groups.values():
-            group.active_seconds = group.samples * (interval or 0.0)
-            group.percent = 100.0 * group.samples / total_samples if total_samples else 0.0
-        ranked = sorted(self.groups.values(), key=lambda g: (-g.samples, g.key))[: self.top]
+            group.percent = 100.0 * group.active_seconds / total if total else 0.0
+        ranked = sorted(self.groups.values(), key=lambda g: (-g.active_seconds, -g.samples, g.key))[: self.top]
         bucket = choose_bucket((self.end - self.start).total_seconds(), interval)
         outside = self.holes.outside
         longest = sorted(self.longest, key=lambda item: (-item[0], -item[1]))
@@ -229,14 +258,16 @@ class _Window:
             gaps=ranges,
             gap_samples=sum(g.count for g in ranges if g.kind == "failed"),
             groups=tuple(ranked),
-            total_active_seconds=total_samples * (interval or 0.0),
+            total_active_seconds=total,
             longest=tuple(e for _, _, e in longest),
             bucket_seconds=bucket,
             activity=_activity(running_at, *_inside(self.start, self.end, outside), bucket),
-            warnings=_warnings(len(running_at), ranges, interval, self.own_only),
+            warnings=_warnings(len(running_at), ranges, interval, self.own_only, len(self.bursts)),
             outside=outside,
             own_only_samples=self.own_only,
             blockers=tuple(self.lock_episodes.finish()[:TOP_BLOCKERS]),
+            counters=self.counters.summary,
+            bursts=tuple(self.bursts),
         )
 
 
@@ -338,8 +369,15 @@ def _activity(
     return tuple(result)
 
 
-def _warnings(samples: int, gaps: tuple[GapRange, ...], interval: float | None, own_only: int) -> tuple[str, ...]:
+def _warnings(
+    samples: int, gaps: tuple[GapRange, ...], interval: float | None, own_only: int, bursts: int
+) -> tuple[str, ...]:
     notes = []
+    if bursts:
+        notes.append(
+            f"{bursts} triggered burst(s) in this window: samples there are denser; each sample weighs the time up "
+            "to the next one, capped at its own interval"
+        )
     if own_only:
         notes.append(
             f"{own_only} of {samples} sample(s) were taken by an account without the PROCESS privilege: they show "
@@ -347,8 +385,8 @@ def _warnings(samples: int, gaps: tuple[GapRange, ...], interval: float | None, 
         )
     if interval:
         notes.append(
-            f"sampled every {interval:g}s: active time is estimated as samples x {interval:g}s; statements "
-            f"shorter than {interval:g}s are under-counted or missed"
+            f"sampled every {interval:g}s: active time is estimated from samples (each weighs the time to the next "
+            f"one, at most its interval); statements shorter than {interval:g}s are under-counted or missed"
         )
     if not samples:
         notes.append("no successful samples in this window: activity is unknown")

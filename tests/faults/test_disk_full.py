@@ -301,3 +301,28 @@ def test_restart_after_a_crash_on_a_full_disk(
     if guard == "none":
         assert spans and all(r["missed"] >= 1 and "no space left" in r["error"] for r in spans), spans
     assert any(not p.exists() for p in old) == (guard == "min_free")
+
+
+def test_burst_refused_on_a_nearly_full_disk(small_fs, tmp_path: Path, mariadb_running, capture_user) -> None:
+    """A trigger that fires while the archive's filesystem is short of [trigger] min_free starts no burst: one
+    clear log line, the refusal counted, and the base capture goes on."""
+    mount, _ = small_fs
+    data_dir = mount / "archive"
+    cfg = write_config(
+        tmp_path / "plsnap.toml",
+        mariadb_running,
+        capture_user,
+        interval="1s",
+        archive={"data_dir": str(data_dir)},
+        trigger={"threads_running": 1, "cycles": 1, "min_free": "60%", "cooldown": "0s"},
+    )
+    fill(mount / "ballast", leave=FS_SIZE // 2)
+    with run_daemon(cfg) as proc, Churn(mariadb_running, sessions=2, text_bytes=50):
+        assert wait_until(lambda: len(_events(proc, "burst not started")) >= 1, 20), proc.output[-3000:]
+        samples = len(_events(proc, "sample"))
+        assert wait_until(lambda: len(_events(proc, "sample")) >= samples + 3, 10), "base capture stopped"
+        assert stop_daemon(proc) == 0, proc.output[-3000:]
+    refusals = _events(proc, "burst not started")
+    assert [e["guard"] for e in refusals] == ["min_free"], "said once per streak"
+    assert not _events(proc, "burst started")
+    assert not [r for r in records(data_dir / "default") if "marker" in r]

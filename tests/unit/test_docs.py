@@ -135,7 +135,8 @@ def test_example_config_values_are_the_defaults() -> None:
     for name, (cls, parsers) in SCHEMA.items():
         defaults = {f.name: f.default for f in fields(cls)}
         for key, parse in parsers.items():
-            assert parse(example[name][key]) == defaults[key], f"[{name}] {key}: the example is not the default"
+            if key in example.get(name, {}):  # a missing key is test_every_config_key_is_documented's failure
+                assert parse(example[name][key]) == defaults[key], f"[{name}] {key}: the example is not the default"
 
 
 def test_relative_links_point_to_existing_files() -> None:

@@ -274,3 +274,48 @@ def test_user_lock_holder_from_is_used_lock(tmp_path: Path) -> None:
         {"waiter": 41, "blocker": 40, "kind": "user", "how": "lock_table", "object": "it's", "wait_s": 3.0}
     ]
     assert {s.id for s in snapshot.sessions or ()} == {40, 41}
+
+
+def test_counters_with_mysql8_names(tmp_path: Path) -> None:
+    """Counters come from SHOW GLOBAL STATUS (with Uptime); on MySQL 8 the history list length and deadlocks
+    come from INNODB_METRICS under MariaDB's names; replication lag from SHOW REPLICA STATUS."""
+    server = mysql84(
+        status={"Uptime": 5000, "Threads_running": 7, "Questions": 123456, "Com_select": "99", "Slow_queries": 3},
+        innodb_metrics={"trx_rseg_history_len": 812, "lock_deadlocks": 4},
+        replicas=[
+            {
+                "Channel_Name": "",
+                "Seconds_Behind_Source": 12,
+                "Replica_IO_Running": "Yes",
+                "Replica_SQL_Running": "Yes",
+                "Source_Host": "primary",
+            }
+        ],
+    )
+    snapshot, _ = sample(tmp_path, server)
+    status = snapshot.extra["status"]
+    assert status["Uptime"] == 5000 and status["Threads_running"] == 7 and status["Com_select"] == 99
+    assert status["Innodb_history_list_length"] == 812 and status["Innodb_deadlocks"] == 4
+    assert snapshot.extra["replication"] == [{"channel": "", "lag_s": 12.0, "io_running": "Yes", "sql_running": "Yes"}]
+    assert queries_matching(server, "SHOW /* plsnap */ REPLICA STATUS")
+
+
+def test_counters_can_be_chosen_and_refused_politely(tmp_path: Path) -> None:
+    """[capture] status picks the variables; a refused replication status is not retried on the connection."""
+    server = mysql80(
+        status={"Uptime": 9, "Questions": 5, "Threads_running": 1},
+        refuse={
+            "REPLICA STATUS": ServerError(
+                1227, "Access denied; you need (at least one of) the REPLICATION CLIENT privilege(s)"
+            )
+        },
+    )
+    source = Source(config(tmp_path, capture={"status": ["Questions"]}), "pw", connector=server.connector())
+    try:
+        first, second = source.sample(), source.sample()
+    finally:
+        source.close()
+    assert first.extra["status"] == {"Uptime": 9, "Questions": 5}
+    assert "replication" not in second.extra
+    assert len(queries_matching(server, "REPLICA STATUS")) == 1
+    assert source.replication_error is not None and "1227" in source.replication_error

@@ -4,7 +4,7 @@ A partition file is a sequence of zstd frames (docs/archive-format.md). Data fra
 snapshot per line; after each closed data frame the writer adds a small *skippable* frame, the frame index,
 with the line count and the ``ts`` range of the frame before it (zstd, ``zstdcat`` and DuckDB ignore skippable
 frames). A frame is decoded block by block, with a fresh ``decompressobj`` per frame (python-zstandard's
-one-shot and streaming readers either fail on frames without a content size or hide truncation; see NOTES.md):
+one-shot and streaming readers either fail on frames without a content size or hide truncation; docs/archive-format.md):
 
 - every complete line before damage is kept, and decoding resumes at the next frame after it;
 - a frame whose checksum fails keeps its lines, reported as unverified;

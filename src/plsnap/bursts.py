@@ -1,0 +1,168 @@
+"""Triggered bursts in the running daemon: a cheap check between samples, and when a ``[trigger]`` condition
+holds, samples every ``burst_interval`` for ``burst_duration`` plus ``SHOW ENGINE INNODB STATUS`` at both ends,
+bracketed by marker lines in the archive.
+
+The decisions are :mod:`plsnap.trigger`'s; this module only schedules. Everything goes through the recorder's
+lock and the source's one connection: a burst never opens a second connection. While a burst runs, the base
+capture job is paused; when it ends, one last sample carries the base interval (so that its weight reaches the
+next base slot) and the base cadence resumes on its own aligned slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from plsnap.config import TriggerConfig
+from plsnap.metrics import Metrics
+from plsnap.model import Snapshot
+from plsnap.recorder import Recorder
+from plsnap.trigger import Fired, Guards, Trigger
+
+log = structlog.get_logger("plsnap")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Bursts:
+    """Owns the trigger state, the guards and the burst jobs of one daemon."""
+
+    def __init__(self, config: TriggerConfig, recorder: Recorder, scheduler: BaseScheduler, metrics: Metrics) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self.trigger = Trigger(config)
+        self.guards = Guards(config)
+        self._refused: set[str] = set()
+        self._base_interval = recorder.config.capture.interval
+
+    @property
+    def enabled(self) -> bool:
+        """True when a condition is configured."""
+        return self.config.enabled
+
+    @property
+    def running(self) -> bool:
+        """True while a burst samples."""
+        return self.guards.running
+
+    def install(self) -> None:
+        """Schedule the between-sample check (only when a condition reads counters)."""
+        if self.enabled and self.config.counters:
+            self.scheduler.add_job(
+                self.check, _aligned(self.config.check_interval), id="trigger-check", replace_existing=True
+            )
+
+    def reconfigure(self, config: TriggerConfig, base_interval: float) -> None:
+        """Apply a reloaded ``[trigger]`` section (the running burst, if any, runs to its end)."""
+        self.config = config
+        self._base_interval = base_interval
+        self.trigger = Trigger(config)
+        self.guards.config = config
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job("trigger-check")
+        self.install()
+
+    def after_sample(self, snapshot: Snapshot) -> None:
+        """Evaluate the processlist conditions on a sample the daemon just took."""
+        if self.enabled and not self.running:
+            fired = self.trigger.check_sample(snapshot)
+            if fired is not None:
+                self.fire(fired)
+
+    def check(self) -> None:
+        """The cheap check between samples: the conditions' counters, on the same connection. Skipped while a
+        capture or a burst is running (their samples are checked themselves)."""
+        if self.running or not self.recorder.lock.acquire(blocking=False):
+            return
+        try:
+            if self.recorder.closed or self.recorder.stopping:
+                return
+            status = self.recorder.source.read_counters(self.config.counters)
+        finally:
+            self.recorder.lock.release()
+        self.metrics.trigger_checks.inc()
+        numbers = {k: float(v) for k, v in status.items()}
+        fired = self.trigger.check_counters(datetime.now(UTC), numbers)
+        if fired is not None:
+            self.fire(fired)
+
+    def fire(self, fired: Fired) -> None:
+        """Start a burst for ``fired`` unless a guard says no (said once per guard, until a burst starts)."""
+        now = datetime.now(UTC)
+        try:
+            disk = self.recorder.writer.directory.free_space()
+        except OSError:
+            disk = None
+        refusal = self.guards.refusal(now, disk)
+        if refusal is not None:
+            if refusal != "burst running":
+                self.metrics.bursts_suppressed.labels(refusal).inc()
+                if refusal not in self._refused:
+                    self._refused.add(refusal)
+                    log.warning("burst not started", guard=refusal, condition=fired.condition)
+            return
+        self._refused.clear()
+        self.guards.start(now)
+        self.metrics.bursts.inc()
+        end = now + timedelta(seconds=self.config.burst_duration)
+        log.warning(
+            "burst started",
+            condition=fired.condition,
+            values=dict(fired.values),
+            interval_s=self.config.burst_interval,
+            until=end.isoformat(),
+        )
+        detail: dict[str, Any] = {
+            **fired.to_record(),
+            "interval_s": self.config.burst_interval,
+            "duration_s": self.config.burst_duration,
+        }
+        self._marker("burst_start", detail)
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.pause_job("capture")
+        self.scheduler.add_job(
+            self._burst_sample,
+            IntervalTrigger(seconds=self.config.burst_interval, start_date=EPOCH, end_date=end, timezone=UTC),
+            id="burst",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(self.end, DateTrigger(run_date=end, timezone=UTC), id="burst-end", replace_existing=True)
+
+    def _burst_sample(self) -> None:
+        attempt = self.recorder.capture(interval=self.config.burst_interval)
+        if attempt is not None:
+            self.metrics.burst_samples.inc()
+
+    def end(self, *, interrupted: bool = False) -> None:
+        """End the running burst: a last sample at the base interval, the closing marker, the base job back."""
+        if not self.running:
+            return
+        for job in ("burst", "burst-end"):
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(job)
+        if not interrupted:
+            self.recorder.capture(interval=self._base_interval)
+        self._marker("burst_end", {"interrupted": interrupted})
+        self.guards.end(datetime.now(UTC))
+        log.info("burst ended", interrupted=interrupted)
+        if not interrupted:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.resume_job("capture")
+
+    def _marker(self, event: str, detail: dict[str, Any]) -> None:
+        innodb = None
+        if self.config.innodb_status:
+            innodb = self.recorder.innodb_status()
+        self.recorder.write_marker({"event": event, **detail, **({"innodb_status": innodb} if innodb else {})})
+
+
+def _aligned(seconds: float) -> IntervalTrigger:
+    return IntervalTrigger(seconds=seconds, start_date=EPOCH, timezone=UTC)

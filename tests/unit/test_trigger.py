@@ -1,0 +1,142 @@
+"""Trigger conditions, burst guards, counter rates and the sampling math across a burst, on synthetic data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from plsnap.config import MinFree, TriggerConfig
+from plsnap.counters import CounterTracker, rates
+from plsnap.source import redact_status
+from plsnap.summary import summarize
+from plsnap.trigger import Guards, Trigger
+from tests.synth import at, gap, running, session, snap
+
+
+def with_status(sample, **status):
+    """A sample carrying server counters."""
+    return replace(sample, extra={**sample.extra, "status": status})
+
+
+def test_threads_running_must_hold_for_cycles_checks() -> None:
+    """Threads_running above N fires only after K consecutive checks; a dip resets the count."""
+    trigger = Trigger(TriggerConfig(threads_running=20, cycles=3))
+    values = [25, 30, 5, 21, 22, 23]
+    fired = [trigger.check_counters(at(i), {"Threads_running": v}) for i, v in enumerate(values)]
+    assert [f is not None for f in fired] == [False, False, False, False, False, True]
+    assert fired[-1].values == {"Threads_running": 23, "checks": 3}
+    assert "for 3 consecutive checks" in fired[-1].condition
+
+
+def test_rate_condition_uses_neighbouring_checks() -> None:
+    """A counter rate above X/s fires; a counter that went down (restart) never fires nor goes negative."""
+    trigger = Trigger(TriggerConfig(rates=(("Questions", 100.0),)))
+    assert trigger.check_counters(at(0), {"Questions": 1000, "Uptime": 50}) is None
+    assert trigger.check_counters(at(1), {"Questions": 1050, "Uptime": 51}) is None
+    assert trigger.check_counters(at(2), {"Questions": 10, "Uptime": 1}) is None
+    fired = trigger.check_counters(at(3), {"Questions": 400, "Uptime": 2})
+    assert fired is not None and fired.values["Questions"] == 390.0
+
+
+def test_processlist_conditions_on_a_sample() -> None:
+    """Running sessions above N, and a lock wait older than S seconds, fire on the sample itself."""
+    busy = snap(0, *[running(i, "SELECT 1", started=-1, now=0) for i in range(6)])
+    assert Trigger(TriggerConfig(running_sessions=5)).check_sample(busy).values == {"running": 6}
+    waiting = snap(0, session(7, "UPDATE t SET n=1", time=40, state="Updating", trx_state="LOCK WAIT"))
+    fired = Trigger(TriggerConfig(lock_wait=30)).check_sample(waiting)
+    assert fired is not None and fired.values == {"wait_s": 40.0}
+    assert Trigger(TriggerConfig(lock_wait=60)).check_sample(waiting) is None
+    assert Trigger(TriggerConfig(running_sessions=5)).check_sample(gap(0)) is None
+
+
+def test_guards_cooldown_hourly_cap_and_free_space() -> None:
+    """A burst is refused while one runs, within the cooldown, past the hourly cap, or short of free space."""
+    guards = Guards(TriggerConfig(threads_running=1, cooldown=60, max_per_hour=2, min_free=MinFree(bytes=1000)))
+    assert guards.refusal(at(0), (10_000, 5_000)) is None
+    guards.start(at(0))
+    assert guards.refusal(at(10), None) == "burst running"
+    guards.end(at(30))
+    assert guards.refusal(at(60), None) == "cooldown"
+    assert guards.refusal(at(91), None) is None
+    guards.start(at(91))
+    guards.end(at(100))
+    assert guards.refusal(at(200), None) == "max_per_hour"
+    assert guards.refusal(at(3601), (10_000, 5_000)) is None
+    assert guards.refusal(at(3601), (10_000, 999)) == "min_free"
+
+
+def test_counter_reset_gives_no_negative_rate() -> None:
+    """Across a server restart (counters and Uptime went down) there is no rate, and never a negative one."""
+    assert rates({"Questions": 500, "Uptime": 100}, {"Questions": 20, "Uptime": 3}, 10) == {"Questions": None}
+    assert rates({"Questions": 500}, {"Questions": 400}, 10) == {"Questions": None}
+    tracker = CounterTracker()
+    for seconds, questions, uptime in ((0, 100, 50), (10, 200, 60), (20, 5, 2), (30, 105, 12)):
+        tracker.feed(with_status(snap(seconds), Questions=questions, Uptime=uptime, Threads_running=3))
+    summary = tracker.summary
+    assert summary.resets == 1
+    assert (summary.rates["Questions"].low, summary.rates["Questions"].high) == (10.0, 10.0)
+    assert summary.gauges["Threads_running"].mean == 3
+
+
+def steady(start: float, end: float, step: float, sessions: int = 4):
+    """Samples every ``step`` seconds of a load where ``sessions`` statements always run."""
+    out = []
+    t = start
+    while t < end:
+        out.append(
+            snap(
+                t,
+                *[running(i, f"SELECT SLEEP(100) /* {i} */", started=t - 1, now=t) for i in range(sessions)],
+                interval=step,
+            )
+        )
+        t += step
+    return out
+
+
+def test_db_time_is_the_same_with_a_burst() -> None:
+    """Steady load sampled every 60 s gives the same DB time with a 1 s burst in the middle (within 5 %): each
+    sample weighs the time up to the next one, capped at its own interval, and the burst's last sample carries
+    the base interval again."""
+    plain = steady(0, 3600, 60)
+    burst = [s for s in plain if not 620 <= s.ts.timestamp() - at(0).timestamp() < 720]
+    dense = steady(620, 680, 1)
+    closing = replace(steady(680, 681, 1)[0], interval_s=60.0)
+    bursty = sorted([*burst, *dense, closing], key=lambda s: s.ts)
+    truth = 4 * 3600
+    for samples in (plain, bursty):
+        summary = summarize(samples, at(0), at(3600))
+        assert summary.total_active_seconds == pytest.approx(truth, rel=0.05)
+    naive = sum(s.running for s in bursty) * 60
+    assert naive > truth * 1.5, "without weighting the burst would be counted many times over"
+
+
+def test_innodb_status_statements_are_masked_and_redacted() -> None:
+    """In SHOW ENGINE INNODB STATUS only the statement text after a thread line is masked or redacted; InnoDB's
+    own numbers stay."""
+    status = (
+        "---TRANSACTION 421, ACTIVE 12 sec\n"
+        "2 lock struct(s), heap size 1128, 1 row lock(s)\n"
+        "MySQL thread id 9, OS thread handle 140, query id 77 localhost root updating\n"
+        "UPDATE users SET email = 'alice@example.com' WHERE id = 42\n"
+        "------- TRX HAS BEEN WAITING 12 SEC FOR THIS LOCK TO BE GRANTED:\n"
+        "MySQL thread id 10, OS thread handle 141, query id 78 localhost root\n"
+        "CREATE USER 'x'@'%' IDENTIFIED BY 'Sekr1t-pw'\n"
+        "History list length 812\n"
+    )
+    redacted = redact_status(status, "literals", 65536)
+    assert "alice@example.com" not in redacted and "Sekr1t-pw" not in redacted
+    assert "WHERE id = ?" in redacted
+    assert "History list length 812" in redacted and "ACTIVE 12 sec" in redacted
+    masked = redact_status(status, "none", 65536)
+    assert "Sekr1t-pw" not in masked and "alice@example.com" in masked
+
+
+def test_window_says_when_it_holds_bursts() -> None:
+    """A burst marker inside a window is counted and said."""
+    marker = replace(gap(30), error=None, extra={"marker": {"event": "burst_start", "condition": "x"}})
+    summary = summarize([snap(0), marker, snap(31, interval=1.0), snap(60)], at(0), at(120))
+    assert len(summary.bursts) == 1
+    assert any("triggered burst" in w for w in summary.warnings)
+    assert summary.gap_samples == 0
