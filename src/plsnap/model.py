@@ -123,7 +123,22 @@ class Session(NamedTuple):
         return None if self.time is None else float(self.time)
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON object stored in the archive."""
+        """The JSON object stored in the archive (the ``record`` itself when it already is exactly that, as
+        capture builds it: do not modify the result)."""
+        own = self.record
+        if (
+            type(own) is dict
+            and own.get("id") == self.id
+            and own.get("info") is self.info
+            and own.get("user") is self.user
+            and own.get("state") is self.state
+            and own.get("time") == self.time
+            and own.get("time_ms") == self.time_ms
+            and own.get("host") is self.host
+            and own.get("db") is self.db
+            and own.get("command") is self.command
+        ):
+            return own
         record: dict[str, Any] = {
             "id": self.id,
             "user": self.user,

@@ -57,9 +57,11 @@ DEFAULT_SOCKETS = (
 #: Every statement plsnap sends carries this comment; rows running one of them (plsnap's own statements, on this
 #: or another instance's connection) are recognised by their whole text and left out of the samples.
 TAG = "/* plsnap */"
-MARIADB_IS_COLUMNS = (
-    "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO_BINARY AS INFO, TIME_MS, STAGE, MAX_STAGE, PROGRESS, "
-    "MEMORY_USED, EXAMINED_ROWS"
+#: On idle rows the per-statement columns are NULL already on the server: they say nothing there and would
+#: only cost decoding and compression.
+MARIADB_IS_COLUMNS = "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO_BINARY AS INFO, " + ", ".join(
+    f"IF(INFO_BINARY IS NULL, NULL, {column}) AS {column}"
+    for column in ("TIME_MS", "STAGE", "MAX_STAGE", "PROGRESS", "MEMORY_USED", "EXAMINED_ROWS")
 )
 BASE_COLUMNS = "ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO"
 P_S_THREADS_COLUMNS = (
@@ -154,9 +156,6 @@ OWN_STATEMENTS = frozenset(
 #: MariaDB's information_schema.PROCESSLIST cuts statement text at this many bytes (INFO and INFO_BINARY alike);
 #: INFO is also utf8mb3 there (4-byte characters become "?"), so plsnap reads INFO_BINARY instead.
 IS_INFO_CAP = 65535
-#: Columns that say nothing about a session without a statement but change at every sample (they would cost
-#: compression): omitted on idle rows.
-_IDLE_NOISE = frozenset({"time_ms", "stage", "max_stage", "progress", "examined_rows", "memory_used"})
 _BASE_KEYS = ("id", "user", "host", "db", "command", "time", "state", "info", "time_ms")
 #: Server error codes that mean "this account may not read that": the capture degrades, it does not fail.
 DENIED = frozenset({1142, 1143, 1227, 1044, 1045, 1370})
@@ -665,16 +664,15 @@ class Source:
     def _sessions(self, result: Result, transactions: dict[int, dict[str, Any]]) -> list[Session]:
         assert self.info is not None
         names = list(result.columns)
-        try:
-            info_at = names.index("info")
-        except ValueError:
-            info_at = -1
+        positions = {name: names.index(name) if name in names else -1 for name in _BASE_KEYS}
+        extras = [(i, name) for i, name in enumerate(names) if name not in _BASE_KEYS]
+        info_at = positions["info"]
         own = self.info.connection_id
         kept = []
         for row in result.rows:
             if info_at >= 0 and (row[info_at] in OWN_STATEMENTS or _is_own_dynamic_query(row[info_at])):
                 continue
-            session = self._to_session(names, row, transactions)
+            session = self._to_session(positions, extras, row, transactions)
             if session.id != own:
                 kept.append(session)
         return kept
@@ -845,36 +843,56 @@ class Source:
         values = rows[0] if rows else ()
         return {name: int(holder) for name, holder in zip(names, values, strict=False) if holder is not None}
 
-    def _to_session(self, names: list[str], row: tuple[Any, ...], transactions: dict[int, dict[str, Any]]) -> Session:
-        values = dict(zip(names, row, strict=True))
-        session_id = int(values["id"])
-        extra: dict[str, Any] = dict(transactions.get(session_id, ()))
-        raw_info = values.get("info")
-        capture = self.config.capture
-        info, info_flags = _convert_info_cached(raw_info, capture.max_info_bytes, capture.redact)
-        extra.update(info_flags)
-        if self.kind == "information_schema" and isinstance(raw_info, bytes) and len(raw_info) >= IS_INFO_CAP:
-            extra["info_truncated"] = True
-            extra.setdefault("info_length", None)
-        idle = raw_info is None
-        for key, value in values.items():
-            if key in _BASE_KEYS or value is None or (idle and key in _IDLE_NOISE):
-                continue
-            extra[key] = _decode(value) if isinstance(value, bytes) else value
-        time_value = values.get("time")
-        time_ms = None if idle else values.get("time_ms")
-        return Session(
-            id=session_id,
-            user=_decode(values.get("user")),
-            host=_decode(values.get("host")),
-            db=_decode(values.get("db")),
-            command=_decode(values.get("command")),
-            time=int(time_value) if time_value is not None else None,
-            state=_decode(values.get("state")),
-            info=info,
-            time_ms=float(time_ms) if time_ms is not None else None,
-            record=extra,
-        )
+    def _to_session(
+        self,
+        positions: dict[str, int],
+        extras: list[tuple[int, str]],
+        row: tuple[Any, ...],
+        transactions: dict[int, dict[str, Any]],
+    ) -> Session:
+        """One row as a Session whose ``record`` is already its whole archive record (built once)."""
+
+        def column(name: str) -> Any:
+            at = positions[name]
+            return row[at] if at >= 0 else None
+
+        session_id = int(row[positions["id"]])
+        raw_info = column("info")
+        time_value = column("time")
+        user, host, db = _decode(column("user")), _decode(column("host")), _decode(column("db"))
+        command, state = _decode(column("command")), _decode(column("state"))
+        record: dict[str, Any] = {
+            "id": session_id,
+            "user": user,
+            "host": host,
+            "db": db,
+            "command": command,
+            "time": int(time_value) if time_value is not None else None,
+            "state": state,
+            "info": None,
+        }
+        info = None
+        time_ms = None
+        if raw_info is not None:
+            capture = self.config.capture
+            info, info_flags = _convert_info_cached(raw_info, capture.max_info_bytes, capture.redact)
+            record["info"] = info
+            raw_ms = column("time_ms")
+            if raw_ms is not None:
+                time_ms = float(raw_ms)
+                record["time_ms"] = time_ms
+            record.update(info_flags)
+            if self.kind == "information_schema" and isinstance(raw_info, bytes) and len(raw_info) >= IS_INFO_CAP:
+                record["info_truncated"] = True
+                record.setdefault("info_length", None)
+            for at, name in extras:
+                value = row[at]
+                if value is not None:
+                    record[name] = _decode(value) if isinstance(value, bytes) else value
+        trx = transactions.get(session_id)
+        if trx:
+            record.update(trx)
+        return Session(session_id, user, host, db, command, record["time"], state, info, time_ms, record)
 
 
 @functools.lru_cache(maxsize=4096)

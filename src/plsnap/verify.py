@@ -125,11 +125,11 @@ def _judge(
             following_ts = following.start if following else partition_end
             result.lost_estimate += _estimate(frames[-1], following_ts, interval)
     result.snapshots += sum(f.lines for f in frames if f.status != "skipped")
-    result.unverified += sum(f.lines for f in frames if f.status == "checksum")
+    result.unverified += sum(f.unverified for f in frames)
     for problem in decoder.problems:
         result.problems.append(f"{path}: {problem}")
     for position, frame in enumerate(frames):
-        if frame.status in ("ok", "skipped", "checksum"):
+        if frame.status in ("ok", "skipped") or (frame.status == "checksum" and frame.lost == 0):
             continue
         is_last = position == len(frames) - 1
         if frame.status == "open" and is_last and live:

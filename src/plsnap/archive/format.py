@@ -16,8 +16,9 @@ one-shot and streaming readers either fail on frames without a content size or h
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -29,6 +30,10 @@ INDEX_MAGIC = b"\x5e\x2a\x4d\x18"
 INDEX_KIND = "plsnap-frame-index"
 MAX_BLOCK = 128 * 1024
 MAX_INDEX_PAYLOAD = 64 * 1024
+#: The most lines a writer puts in one frame (its index then stays well under MAX_INDEX_PAYLOAD).
+MAX_FRAME_LINES = 4096
+#: The most decompressed bytes of one frame a reader holds back to check its lines against the index's CRCs.
+MAX_HELD_BYTES = 512 * 2**20
 #: An empty last block (raw, size 0): what zstd itself writes to end a frame after a block flush.
 EMPTY_LAST_BLOCK = b"\x01\x00\x00"
 DEFAULT_MAX_LINE_BYTES = 128 * 2**20
@@ -52,6 +57,11 @@ def ts_prefix(line: bytes) -> bytes | None:
     return None
 
 
+def line_crc(line: bytes) -> int:
+    """The CRC-32 of a line, its newline included (what the frame index records per line)."""
+    return zlib.crc32(line)
+
+
 def parse_line(line: bytes) -> dict[str, Any] | None:
     """The JSON object on a line, or None when the line is not a JSON object."""
     try:
@@ -71,7 +81,8 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class FrameIndex:
-    """What the writer recorded about a closed data frame: where it is, how many lines, which ``ts`` range."""
+    """What the writer recorded about a closed data frame: where it is, how many lines, which ``ts`` range, and
+    the CRC-32 of each line in order (``crcs``; empty when the index does not carry them)."""
 
     offset: int
     length: int
@@ -80,6 +91,7 @@ class FrameIndex:
     min_ts: str
     max_ts: str
     closed: bool = False
+    crcs: tuple[int, ...] = ()
 
     def encode(self) -> bytes:
         """The skippable frame holding this index."""
@@ -94,6 +106,7 @@ class FrameIndex:
                 "min_ts": self.min_ts,
                 "max_ts": self.max_ts,
                 "closed": self.closed,
+                "crc": struct.pack(f">{len(self.crcs)}I", *self.crcs).hex(),
             }
         )
         return INDEX_MAGIC + struct.pack("<I", len(payload)) + payload
@@ -116,7 +129,23 @@ class FrameIndex:
             )
         except (KeyError, TypeError, ValueError):
             return None
-        return index
+        crcs = _crcs(value.get("crc"), index.lines)
+        return index if not crcs else replace(index, crcs=crcs)
+
+    def with_closed(self) -> FrameIndex:
+        """A copy that says the writer closed the partition."""
+        return replace(self, closed=True)
+
+
+def _crcs(value: Any, lines: int) -> tuple[int, ...]:
+    """The per-line CRCs of an index's ``crc`` text (8 hex digits per line); empty when absent or malformed."""
+    if not isinstance(value, str) or len(value) != 8 * lines or not lines:
+        return ()
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return ()
+    return struct.unpack(f">{lines}I", raw)
 
 
 def _nonneg_int(value: Any) -> int:
@@ -204,9 +233,12 @@ class FrameReport:
     """The outcome of decoding one data frame.
 
     ``status``: ``ok``; ``open`` (the file ends inside the frame: the live partition, a crash or a truncation);
-    ``damaged`` (undecodable from ``damage_at``; later lines of the frame are lost); ``checksum`` (every block
-    decoded but the checksum failed: the lines are unverified); ``skipped`` (not decoded: its index put it
-    outside the requested range).
+    ``damaged`` (undecodable from some block on; later lines of the frame are lost); ``checksum`` (every block
+    decoded but the checksum failed); ``skipped`` (not decoded: its index put it outside the requested range).
+
+    When a frame is not ok and its index carries per-line CRCs, only lines that match their CRC are kept
+    (``rejected`` counts the others, which are lost); without CRCs the kept lines of a damaged or checksum
+    frame are ``unverified`` (they may differ from what was written).
     """
 
     offset: int
@@ -219,11 +251,15 @@ class FrameReport:
     oversized_lines: int = 0
     first_ts: bytes | None = None
     last_ts: bytes | None = None
+    rejected: int = 0
+    unverified: int = 0
 
     @property
     def lost(self) -> int | None:
         """Snapshots the frame held but that could not be read; None when no index says how many."""
         if self.status in ("ok", "skipped"):
+            return 0
+        if self.status == "checksum" and not self.rejected and (self.index is None or not self.index.crcs):
             return 0
         if self.index is None:
             return None
@@ -309,6 +345,8 @@ class PartitionDecoder:
             if head == ZSTD_MAGIC:
                 shape = walk_frame(view, pos)
                 index, after = self._index_after(view, shape)
+                if index is None and shape.end is None:
+                    index = self._index_ahead(pos)
                 if index is not None and self.want is not None and not self.want(index):
                     self.frames.append(FrameReport(pos, after, "skipped", index.lines, index))
                     pos = after
@@ -364,6 +402,20 @@ class PartitionDecoder:
                 self.frames.sort(key=lambda f: f.offset)
                 return
 
+    def _index_ahead(self, offset: int) -> FrameIndex | None:
+        """The index of the frame at ``offset`` when the frame's headers are damaged (so its end is unknown):
+        the first index further on that names this offset, before any index of a later frame."""
+        data = self.data
+        found = data.find(INDEX_MAGIC, offset + 4)
+        while found >= 0 and found + 8 <= len(data):
+            length = struct.unpack_from("<I", data, found + 4)[0]
+            if length <= MAX_INDEX_PAYLOAD and found + 8 + length <= len(data):
+                index = FrameIndex.decode(data[found + 8 : found + 8 + length])
+                if index is not None and index.offset >= offset:
+                    return index if index.offset == offset else None
+            found = data.find(INDEX_MAGIC, found + 4)
+        return None
+
     def _index_after(self, view: memoryview, shape: FrameShape) -> tuple[FrameIndex | None, int]:
         end = shape.end
         if end is None or bytes(view[end : end + 4]) != INDEX_MAGIC or end + 8 > len(view):
@@ -387,6 +439,9 @@ class PartitionDecoder:
             feeds.append((shape.end - 4, shape.end))
         consumed = start
         error: str | None = None
+        crcs = report.index.crcs if report.index is not None else ()
+        held: list[bytes] | None = [] if crcs else None
+        held_size = 0
         for begin, end in feeds:
             try:
                 out = dobj.decompress(view[begin:end])
@@ -402,10 +457,19 @@ class PartitionDecoder:
                 error = "partition cap reached"
                 break
             chunk = lines.feed(out)
-            if chunk:
+            if not chunk:
+                continue
+            if held is None:
                 yield chunk
+                continue
+            held.append(chunk)
+            held_size += len(chunk)
+            if held_size > MAX_HELD_BYTES:
+                yield from held
+                held, crcs = None, ()
         report.torn_bytes = lines.pending_size
         self._conclude(view, shape, report, consumed, error, eof=dobj.eof)
+        yield from _release(held, crcs, report)
 
     def _conclude(
         self, view: memoryview, shape: FrameShape, report: FrameReport, consumed: int, error: str | None, *, eof: bool
@@ -431,6 +495,39 @@ class PartitionDecoder:
                 report.end = len(view)
         else:
             report.end = shape.end
+
+
+def _release(held: list[bytes] | None, crcs: tuple[int, ...], report: FrameReport) -> Iterator[bytes]:
+    """The lines held back from a frame once its status is known: all of them when it is ok, else only those
+    that pass their CRC (without CRCs, the lines already streamed of a damaged frame are marked unverified)."""
+    if held is not None and report.status == "ok":
+        yield from held
+    elif held is not None and crcs:
+        checked = _check_lines(held, crcs, report)
+        if checked:
+            yield checked
+    elif report.status in ("damaged", "checksum"):
+        report.unverified = report.lines
+
+
+def _check_lines(held: list[bytes], crcs: tuple[int, ...], report: FrameReport) -> bytes:
+    """The lines of ``held`` that match a CRC of the index, in order (each CRC matched at most once); the
+    report's counts and ``ts`` range are set from the kept lines."""
+    kept: list[bytes] = []
+    rejected = 0
+    at = 0
+    for chunk in held:
+        for line in chunk.split(b"\n")[:-1]:
+            try:
+                at = crcs.index(zlib.crc32(b"\n", zlib.crc32(line)), at) + 1
+            except ValueError:
+                rejected += 1
+                continue
+            kept.append(line)
+    report.lines, report.rejected = len(kept), rejected
+    report.first_ts = ts_prefix(kept[0][:64]) if kept else None
+    report.last_ts = ts_prefix(kept[-1][:64]) if kept else None
+    return b"\n".join(kept) + b"\n" if kept else b""
 
 
 class _LineAssembler:
@@ -492,15 +589,22 @@ def describe_frame(frame: FrameReport) -> str:
         span = f" ({_text(frame.first_ts)} .. {_text(frame.last_ts)})"
     lost = frame.lost
     lost_text = f"{lost} snapshot(s) lost" if lost is not None else "later snapshots of the frame lost"
+    check = ""
+    if frame.rejected:
+        check = f"; dropped {frame.rejected} line(s) that failed their CRC check"
+    elif frame.unverified:
+        check = f"; the {frame.unverified} kept snapshot(s) are unverified (may differ from the original)"
     if frame.status == "damaged":
-        return f"{where}: undecodable ({frame.detail}); kept {frame.lines} snapshot(s){span}, {lost_text}"
+        return f"{where}: undecodable ({frame.detail}); kept {frame.lines} snapshot(s){span}, {lost_text}{check}"
     if frame.status == "checksum":
-        return (
-            f"{where}: checksum mismatch: {frame.lines} snapshot(s){span} are unverified (may differ from the original)"
-        )
+        if frame.unverified:
+            return f"{where}: checksum mismatch: {frame.lines} snapshot(s){span}{check}"
+        return f"{where}: checksum mismatch: kept {frame.lines} snapshot(s){span}, {lost_text}{check}"
     if frame.status == "open":
         return (
-            f"{where}: ends inside the frame (crash or truncation); kept {frame.lines} snapshot(s){span}, " + lost_text
+            f"{where}: ends inside the frame (crash or truncation); kept {frame.lines} snapshot(s){span}, "
+            + lost_text
+            + check
         )
     return f"{where}: {frame.status}"
 
@@ -595,10 +699,7 @@ def closing_mark(data: bytes) -> bytes | None:
         pass
     if not decoder.clean or not decoder.unclosed or not decoder.frames or decoder.frames[-1].index is None:
         return None
-    last = decoder.frames[-1].index
-    return FrameIndex(
-        last.offset, last.length, last.lines, last.raw_bytes, last.min_ts, last.max_ts, closed=True
-    ).encode()
+    return decoder.frames[-1].index.with_closed().encode()
 
 
 def find_open_frame(data: bytes) -> OpenFrame | str | None:

@@ -48,7 +48,7 @@ class FileDamage:
         """Snapshots known to be lost (None when some loss cannot be counted)."""
         total = 0
         for frame in self.frames:
-            if frame.status in ("ok", "skipped", "checksum"):
+            if frame.status in ("ok", "skipped"):
                 continue
             if frame.lost is None:
                 return None
@@ -57,8 +57,8 @@ class FileDamage:
 
     @property
     def unverified(self) -> int:
-        """Snapshots read from frames whose checksum failed."""
-        return sum(f.lines for f in self.frames if f.status == "checksum")
+        """Snapshots read from damaged frames that could not be checked (no per-line CRCs in their index)."""
+        return sum(f.unverified for f in self.frames)
 
 
 @dataclass(slots=True)

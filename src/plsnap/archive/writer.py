@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -32,11 +32,13 @@ import zstandard
 
 from plsnap.archive.format import (
     EMPTY_LAST_BLOCK,
+    MAX_FRAME_LINES,
     FrameIndex,
     OpenFrame,
     closing_mark,
     find_open_frame,
     frame_checksum,
+    line_crc,
     ts_range,
 )
 from plsnap.archive.fs import SafeDir, archive_error, describe_os_error, write_all
@@ -63,6 +65,7 @@ class _Frame:
     raw_bytes: int = 0
     min_ts: str = ""
     max_ts: str = ""
+    crcs: list[int] = field(default_factory=list)
 
 
 class ArchiveWriter:
@@ -196,7 +199,7 @@ class ArchiveWriter:
         if (date_name, file_name) != (self._date_name(), self._name):
             self._close_partition()
             self._open(date_name, file_name)
-        elif self._cobj is not None and slot != self._slot:
+        elif self._cobj is not None and (slot != self._slot or self._frame_full()):
             self._finish_frame(closed=False)
         assert self._fd is not None
         if self._cobj is None:
@@ -218,6 +221,7 @@ class ArchiveWriter:
         stamp = format_ts(ts)
         frame.lines += 1
         frame.raw_bytes += len(line)
+        frame.crcs.append(line_crc(line))
         frame.min_ts = min(frame.min_ts or stamp, stamp)
         frame.max_ts = max(frame.max_ts, stamp)
         return len(block)
@@ -241,6 +245,9 @@ class ArchiveWriter:
             folder.fsync()
         self._date, self._name, self._fd = folder, file_name, fd
         self._write_note((date_name, file_name))
+
+    def _frame_full(self) -> bool:
+        return self._frame is not None and self._frame.lines >= MAX_FRAME_LINES
 
     def _start_frame(self) -> None:
         assert self._fd is not None
@@ -296,6 +303,7 @@ class ArchiveWriter:
                 min_ts=low,
                 max_ts=high,
                 closed=True,
+                crcs=tuple(line_crc(line + b"\n") for line in frame.content.split(b"\n")[:-1]),
             ).encode()
         torn = len(data) - frame.cut_at
         try:
@@ -331,6 +339,7 @@ class ArchiveWriter:
                 min_ts=frame.min_ts,
                 max_ts=frame.max_ts,
                 closed=closed,
+                crcs=tuple(frame.crcs),
             )
             write_all(fd, tail + index.encode())
             if self.fsync or closed:
