@@ -50,6 +50,10 @@ COMMAND_EXAMPLES = {
     "snapshots": "plsnap snapshots -2h\n  plsnap snapshots '2026-11-28 03:00' '2026-11-28 04:00' --format csv",
     "verify": "plsnap verify\n  plsnap verify -1d now --format json",
     "locks": "plsnap locks 03:00 03:30\n  plsnap locks -1h now --format json",
+    "reindex": (
+        "plsnap reindex                                  # every finished hour without a valid rollup\n"
+        "  plsnap reindex -7d now --data-dir /mnt/copy --cache ~/.cache/plsnap    # a read-only copy"
+    ),
     "prune": "plsnap prune --dry-run\n  plsnap prune --format json",
     "check": "plsnap check -c /etc/plsnap/plsnap.toml",
     "health": "plsnap health    # in a container HEALTHCHECK: exit 0 while captures are recent",
@@ -83,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     output = _Parser(add_help=False)
     output.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    rollups = _Parser(add_help=False)
+    rollups.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="also look for rollups under DIR/<instance>/ (where `plsnap reindex --cache DIR` puts them for a "
+        "read-only archive)",
+    )
+    rollups.add_argument(
+        "--no-rollups", action="store_true", help="read only the raw rows (the answer is the same, only slower)"
+    )
 
     parser = _Parser(
         prog="plsnap",
@@ -116,12 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     at = add("at", "what was running at TIME", output)
     at.add_argument("time", metavar="TIME", help=TIME_HELP)
     at.add_argument("--all", action="store_true", help="also list idle sessions")
-    window = add("window", "summarize the window FROM..TO (ASH-style top-N)", output)
+    window = add("window", "summarize the window FROM..TO (ASH-style top-N)", output, rollups)
     window.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
     window.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
     window.add_argument("--by", choices=DIMENSIONS, default="fingerprint", help="grouping (default: fingerprint)")
     window.add_argument("--top", type=_positive_int, default=10, metavar="N", help="groups to show (default 10)")
-    locks = add("locks", "lock-wait episodes in FROM..TO: who blocked whom, for how long, at what cost", output)
+    locks = add(
+        "locks", "lock-wait episodes in FROM..TO: who blocked whom, for how long, at what cost", output, rollups
+    )
     locks.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
     locks.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
     snapshots = add("snapshots", "list samples and gaps with their metadata", output)
@@ -130,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify = add("verify", "decode every frame; report damaged or truncated partitions and lost snapshots", output)
     verify.add_argument("start", metavar="FROM", nargs="?", help="default: the start of the archive")
     verify.add_argument("end", metavar="TO", nargs="?", help="default: the end of the archive")
+    reindex = add("reindex", "build the missing or stale rollups of the finished hours in FROM..TO", output)
+    reindex.add_argument("start", metavar="FROM", nargs="?", help="default: the start of the archive")
+    reindex.add_argument("end", metavar="TO", nargs="?", help="default: the end of the archive")
+    reindex.add_argument(
+        "--cache", metavar="DIR", help="write the rollups under DIR/<instance>/ instead of beside the partitions"
+    )
+    reindex.add_argument("--force", action="store_true", help="rebuild valid rollups too")
     prune = add("prune", "apply retention now, printing each decision and its reason", output)
     prune.add_argument("--dry-run", action="store_true", help="only show the plan")
     add("check", "check config, connectivity, privileges, data directory and archive health")
@@ -186,7 +209,7 @@ def _where(exc: BaseException) -> str:
 #: and gets its error message.
 _RELATIVE_ARG = re.compile(r"^-\d")
 _VALUE_OPTIONS = frozenset({"-c", "--config", "--data-dir", "--instance", "--tz", "--format", "--by", "--top",
-                            "--interval", "--source"})  # fmt: skip
+                            "--interval", "--source", "--cache"})  # fmt: skip
 
 
 _REWRITTEN: dict[str, str] = {}
@@ -264,6 +287,14 @@ def _reader(args: argparse.Namespace, config: Any | None = None) -> Any:
     config = config or _load(args)
     data_dir, instance = _instance(args, config)
     return ArchiveReader.open(data_dir, instance)
+
+
+def _rollups(args: argparse.Namespace, reader: Any) -> Any:
+    from plsnap.rollup import Rollups
+
+    if args.no_rollups:
+        return None
+    return Rollups(reader, cache=Path(args.cache).expanduser() if args.cache else None)
 
 
 def _warn(reader: Any) -> None:
@@ -347,7 +378,7 @@ def cmd_window(args: argparse.Namespace) -> int:
         raise UsageError(f"TO must be after FROM (got {args.start!r} .. {args.end!r})")
     with _reader(args) as reader:
         try:
-            summary = query.window(reader, start, end, by=args.by, top=args.top)
+            summary = query.window(reader, start, end, by=args.by, top=args.top, rollups=_rollups(args, reader))
         finally:
             _warn(reader)
     if args.format == "json":
@@ -369,7 +400,7 @@ def cmd_locks(args: argparse.Namespace) -> int:
         raise UsageError(f"TO must be after FROM (got {args.start!r} .. {args.end!r})")
     with _reader(args) as reader:
         try:
-            found = query.lock_episodes(reader, start, end)
+            found = query.lock_episodes(reader, start, end, rollups=_rollups(args, reader))
         finally:
             _warn(reader)
     if args.format == "json":
@@ -428,7 +459,47 @@ def cmd_verify(args: argparse.Namespace) -> int:
             _emit(f"left alone: {item.path} ({item.reason})")
     damaged = report.damaged
     if damaged:
+        _forget_rollups(instance_dir, [c.partition for c in damaged])
         raise PlsnapError(f"{len(damaged)} of {len(report.partitions)} partition(s) damaged")
+    return 0
+
+
+def _forget_rollups(instance_dir: Path, partitions: list[Any]) -> None:
+    """A damaged partition's rollup built before the damage is stale: remove it (reindex rebuilds it)."""
+    from plsnap.rollup import forget
+
+    if not any(p.rollup for p in partitions):
+        return
+    try:
+        removed = forget(instance_dir, partitions)
+    except (OSError, PlsnapError) as exc:
+        _say(f"warning: could not remove the rollups of the damaged partitions ({exc}); use window --no-rollups")
+        return
+    for path in removed:
+        _say(f"note: removed {path}: its partition is damaged (plsnap reindex rebuilds it from what is readable)")
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """``plsnap reindex [FROM [TO]]``: build missing or stale rollups; one row per partition."""
+    from plsnap import render
+    from plsnap.rollup import reindex
+
+    now = datetime.now(UTC)
+    start = _time(args, args.start, now) if args.start else None
+    end = _time(args, args.end, now) if args.end else None
+    with _reader(args) as reader:
+        instance_dir = reader.instance_dir
+    done = reindex(instance_dir, start, end, cache=Path(args.cache).expanduser() if args.cache else None,
+                   force=args.force, now=now)  # fmt: skip
+    if not done:
+        raise NoDataError(f"no partition to reindex under {instance_dir}")
+    rows = render.reindex_rows(done, instance_dir)
+    if args.format == "json":
+        _emit(render.to_json([dict(zip(render.REINDEX_COLUMNS, row, strict=True)) for row in rows]))
+    elif args.format == "csv":
+        _emit(render.to_csv(render.REINDEX_COLUMNS, rows))
+    else:
+        _emit(render.table(render.REINDEX_COLUMNS, rows))
     return 0
 
 
@@ -537,6 +608,7 @@ COMMANDS = {
     "snapshots": cmd_snapshots,
     "locks": cmd_locks,
     "verify": cmd_verify,
+    "reindex": cmd_reindex,
     "prune": cmd_prune,
     "check": cmd_check,
     "health": cmd_health,

@@ -257,13 +257,15 @@ class CaptureConfig:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveConfig:
-    """Where and how snapshots are stored (``frame_every`` in seconds; 0 = one frame per partition)."""
+    """Where and how snapshots are stored (``frame_every`` in seconds; 0 = one frame per partition; ``rollups``:
+    keep each hour's summary beside its partition, for fast windows)."""
 
     data_dir: str = option("", _text)
     instance: str = option("", _instance)
     level: int = option(3, _integer(1, 19))
     fsync: bool = option(True, _boolean)
     frame_every: float = option(300.0, _duration(0, 3600))
+    rollups: bool = option(True, _boolean)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plsnap.model import Snapshot
@@ -92,7 +92,7 @@ def rates_between(before: Snapshot, after: Snapshot) -> dict[str, float | None]:
 
 @dataclass(slots=True)
 class Range:
-    """Minimum, mean and maximum of a series."""
+    """Count, total, minimum and maximum of a series of levels (the mean is total / count)."""
 
     count: int = 0
     total: float = 0.0
@@ -105,6 +105,13 @@ class Range:
         self.low = min(self.low, value)
         self.high = max(self.high, value)
 
+    def merge(self, other: Range) -> None:
+        """Add the values counted in ``other``."""
+        self.count += other.count
+        self.total += other.total
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
+
     @property
     def mean(self) -> float | None:
         """The mean, or None when empty."""
@@ -112,56 +119,184 @@ class Range:
 
 
 @dataclass(slots=True)
-class CounterPoint:
-    """The counters at one sample: gauges as read, rates since the previous sample."""
+class RateRange(Range):
+    """Rates over intervals: minimum and maximum of the per-interval rates, and as mean the total increase over
+    the total time (per second), so that a long interval weighs more than a short one. ``total`` is the increase,
+    ``ms`` the milliseconds it took."""
 
-    ts: datetime
-    gauges: dict[str, float]
-    rates: dict[str, float | None]
+    ms: int = 0
+
+    def add_rate(self, increase: float, ms: int) -> None:
+        """Add one interval: the counter grew by ``increase`` in ``ms`` milliseconds."""
+        rate = increase * 1000 / ms
+        self.count += 1
+        self.total += increase
+        self.ms += ms
+        self.low = min(self.low, rate)
+        self.high = max(self.high, rate)
+
+    def merge(self, other: Range) -> None:
+        Range.merge(self, other)
+        if isinstance(other, RateRange):
+            self.ms += other.ms
+
+    @property
+    def mean(self) -> float | None:
+        """Per second over all the intervals, or None when empty."""
+        return self.total * 1000 / self.ms if self.count and self.ms else None
+
+
+@dataclass(slots=True)
+class Cell:
+    """Counters in one aligned span of ``cell_seconds``: gauge levels and rates."""
+
+    gauges: dict[str, Range] = field(default_factory=dict)
+    rates: dict[str, RateRange] = field(default_factory=dict)
+
+    def merge(self, other: Cell) -> None:
+        """Add what ``other`` counted."""
+        for name, found in other.gauges.items():
+            self.gauges.setdefault(name, Range()).merge(found)
+        for name, rate in other.rates.items():
+            self.rates.setdefault(name, RateRange()).merge(rate)
 
 
 @dataclass(slots=True)
 class CounterSummary:
-    """A window's counters: per name the range of gauge values or of rates, the points in time, and how many
-    intervals had no rate because of a restart."""
+    """A span's counters, per aligned cell of ``cell_seconds`` (keyed by ``start // cell_seconds``), and how many
+    intervals had no rate because of a restart. Totals over cells are taken in time order, so a summary built
+    in one pass and one joined from parts (:func:`merge_counters`) agree exactly."""
 
-    gauges: dict[str, Range] = field(default_factory=dict)
-    rates: dict[str, Range] = field(default_factory=dict)
-    points: list[CounterPoint] = field(default_factory=list)
+    cell_seconds: int = 60
+    cells: dict[int, Cell] = field(default_factory=dict)
     resets: int = 0
 
     @property
     def empty(self) -> bool:
         """True when no sample carried counters."""
-        return not self.points
+        return not self.cells
+
+    @property
+    def gauges(self) -> dict[str, Range]:
+        """Per gauge, its levels over the whole span."""
+        found: dict[str, Range] = {}
+        for _, cell in sorted(self.cells.items()):
+            for name, value in cell.gauges.items():
+                found.setdefault(name, Range()).merge(value)
+        return found
+
+    @property
+    def rates(self) -> dict[str, RateRange]:
+        """Per counter, its rates over the whole span."""
+        found: dict[str, RateRange] = {}
+        for _, cell in sorted(self.cells.items()):
+            for name, value in cell.rates.items():
+                found.setdefault(name, RateRange()).merge(value)
+        return found
+
+    def cell(self, ts: datetime) -> Cell:
+        """The cell holding ``ts``."""
+        index = _ms(ts) // (self.cell_seconds * 1000)
+        found = self.cells.get(index)
+        if found is None:
+            found = self.cells[index] = Cell()
+        return found
+
+
+@dataclass(slots=True)
+class CounterPart:
+    """The counters of one span, in a form that joins with the next span's (:func:`merge_counters`): the
+    first sample with counters (its rate needs the previous span), and the reading the next span's first rate
+    starts from (None when a gap broke the chain after it, or the span had none)."""
+
+    summary: CounterSummary
+    first: tuple[datetime, dict[str, float]] | None = None
+    head_break: bool = False
+    tail: tuple[datetime, dict[str, float]] | None = None
+    tail_break: bool = False
 
 
 class CounterTracker:
-    """Accumulates a window's counters from samples in ``ts`` order (gaps break the rate chain)."""
+    """Accumulates a span's counters from samples in ``ts`` order (gaps break the rate chain)."""
 
-    def __init__(self) -> None:
-        self.summary = CounterSummary()
-        self._previous: tuple[datetime, dict[str, float]] | None = None
+    def __init__(self, cell_seconds: int = 60) -> None:
+        self.part = CounterPart(CounterSummary(cell_seconds=cell_seconds))
+
+    @property
+    def summary(self) -> CounterSummary:
+        """What was accumulated so far."""
+        return self.part.summary
 
     def feed(self, snapshot: Snapshot) -> None:
         """Add one line (samples with counters; a gap resets the rate chain)."""
+        part = self.part
         if snapshot.is_gap:
-            self._previous = None
+            if part.first is None:
+                part.head_break = True
+            part.tail, part.tail_break = None, True
             return
         status = status_of(snapshot)
         if not status:
             return
-        gauges = {name: value for name, value in status.items() if is_gauge(name)}
-        found: dict[str, float | None] = {}
-        if self._previous is not None:
-            ts, before = self._previous
-            found = rates(before, status, (snapshot.ts - ts).total_seconds())
-            if any(value is None for value in found.values()):
-                self.summary.resets += 1
-        for name, value in gauges.items():
-            self.summary.gauges.setdefault(name, Range()).add(value)
-        for name, rate in found.items():
-            if rate is not None:
-                self.summary.rates.setdefault(name, Range()).add(rate)
-        self.summary.points.append(CounterPoint(snapshot.ts, gauges, found))
-        self._previous = (snapshot.ts, status)
+        cell = part.summary.cell(snapshot.ts)
+        for name, value in status.items():
+            if is_gauge(name):
+                cell.gauges.setdefault(name, Range()).add(value)
+        if part.tail is not None:
+            _add_rates(part.summary, part.tail, (snapshot.ts, status))
+        if part.first is None:
+            part.first = (snapshot.ts, status)
+        part.tail, part.tail_break = (snapshot.ts, status), False
+
+
+Reading = tuple[datetime, dict[str, float]]
+
+
+def _add_rates(summary: CounterSummary, before: Reading, after: Reading) -> None:
+    """Add the rates between two readings to the cell of the later one (a restart counts as a reset)."""
+    ms = _ms(after[0]) - _ms(before[0])
+    if ms <= 0:
+        return
+    old, new = before[1], after[1]
+    restarted = "Uptime" in old and "Uptime" in new and new["Uptime"] < old["Uptime"]
+    cell = summary.cell(after[0])
+    reset = False
+    for name, value in new.items():
+        if is_gauge(name) or name not in old:
+            continue
+        increase = value - old[name]
+        if restarted or increase < 0:
+            reset = True
+            continue
+        cell.rates.setdefault(name, RateRange()).add_rate(increase, ms)
+    if reset:
+        summary.resets += 1
+
+
+def merge_counters(left: CounterPart, right: CounterPart) -> CounterPart:
+    """The counters of two adjacent spans (``left`` before ``right``), as if accumulated in one pass. Neither
+    input is modified."""
+    summary = CounterSummary(cell_seconds=left.summary.cell_seconds, resets=left.summary.resets + right.summary.resets)
+    for source in (left.summary, right.summary):
+        for index, cell in source.cells.items():
+            summary.cells.setdefault(index, Cell()).merge(cell)
+    if left.tail is not None and right.first is not None and not right.head_break:
+        _add_rates(summary, left.tail, right.first)
+    first: Reading | None
+    if left.first is not None:
+        first, head_break = left.first, left.head_break
+    else:
+        first, head_break = right.first, left.head_break or left.tail_break or right.head_break
+    if right.first is not None or right.tail_break:
+        tail, tail_break = right.tail, right.tail_break
+    else:
+        tail, tail_break = left.tail, left.tail_break
+    return CounterPart(summary, first, head_break, tail, tail_break)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MILLISECOND

@@ -226,6 +226,7 @@ class Daemon:
                 ("[archive] level", old.archive.level, new.archive.level),
                 ("[archive] fsync", old.archive.fsync, new.archive.fsync),
                 ("[archive] frame_every", old.archive.frame_every, new.archive.frame_every),
+                ("[archive] rollups", old.archive.rollups, new.archive.rollups),
                 ("[metrics] listen", old.metrics.listen, new.metrics.listen),
                 ("[metrics] heartbeat_file", old.metrics.heartbeat_file, new.metrics.heartbeat_file),
             )

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plsnap.model import MAX_SESSION_ID, Session, Snapshot, finite
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 KINDS = ("row", "metadata", "table", "user")
 HOWS = ("lock_table", "derived", "inferred")
@@ -552,7 +555,8 @@ class BlockerIdentity:
 
 @dataclass(slots=True, eq=False)
 class Episode:
-    """Consecutive samples in which one root blocker held others up."""
+    """Consecutive samples in which one root blocker held others up. ``root`` is the blocker as first seen,
+    ``current`` as last seen (a sighting continues the episode when it is the same blocker as the last one)."""
 
     root: BlockerIdentity
     first_seen: datetime
@@ -560,7 +564,7 @@ class Episode:
     previous_sample: datetime | None
     next_sample: datetime | None = None
     samples: int = 0
-    waiter_seconds: float = 0.0
+    waiter_ms: int = 0
     peak_waiters: int = 0
     waiters: set[int] = field(default_factory=set)
     kinds: set[str] = field(default_factory=set)
@@ -576,6 +580,13 @@ class Episode:
     trx_state: str | None = None
     rows_locked: float | None = None
     longest_wait: float = 0.0
+    root_seen: bool = False
+    current: BlockerIdentity | None = None
+
+    @property
+    def waiter_seconds(self) -> float:
+        """Waiters x seconds: each sample weighs the time to the next one, at most its interval."""
+        return self.waiter_ms / 1000
 
     @property
     def min_seconds(self) -> float:
@@ -589,6 +600,34 @@ class Episode:
         if self.previous_sample is None or self.next_sample is None:
             return None
         return (self.next_sample - self.previous_sample).total_seconds()
+
+    def absorb(self, later: Episode) -> None:
+        """Add the sightings of ``later`` (the same blocker, seen right after this episode's last sighting)."""
+        self.samples += later.samples
+        self.last_seen = later.last_seen
+        self.next_sample = later.next_sample
+        self.waiter_ms += later.waiter_ms
+        self.peak_waiters = max(self.peak_waiters, later.peak_waiters)
+        self.waiters |= later.waiters
+        self.kinds |= later.kinds
+        self.objects |= later.objects
+        self.hows |= later.hows
+        self.crosses_gap = self.crosses_gap or later.crosses_gap
+        self.longest_wait = max(self.longest_wait, later.longest_wait)
+        if self.first_trx_age is None:
+            self.first_trx_age = later.first_trx_age
+        if later.root_seen:
+            self.root_seen = True
+            self.last_trx_age, self.command, self.idle = later.last_trx_age, later.command, later.idle
+            self.state, self.info, self.rows_locked = later.state, later.info, later.rows_locked
+        if later.trx_state is not None:
+            self.trx_state = later.trx_state
+        self.current = later.current
+
+
+def episode_order(episode: Episode) -> tuple[int, datetime, int]:
+    """Highest impact first (waiter-seconds), then first seen, then root session id."""
+    return (-episode.waiter_ms, episode.first_seen, episode.root.session)
 
 
 def episodes(snapshots: Iterable[Snapshot], *, interval: float | None = None) -> list[Episode]:
@@ -604,8 +643,41 @@ def episodes(snapshots: Iterable[Snapshot], *, interval: float | None = None) ->
     return tracker.finish()
 
 
+Pending = tuple[datetime, int, list[tuple[Episode, int]]]
+
+
+@dataclass(slots=True)
+class EpisodePart:
+    """The lock-wait episodes of one span of samples, in a form that joins with the next span's
+    (:func:`merge_episodes`).
+
+    ``heads``: episodes that began in the span's first good sample (the previous span may continue them);
+    ``open``: those seen in its last good sample; ``done``: the others, in the order they ended; ``pending``: the
+    last good sample's waiters, whose weight depends on when the next sample comes. ``leading_gap`` and
+    ``trailing_gap``: a gap line before the first good sample, after the last one.
+    """
+
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    last_interval: float | None = None
+    heads: list[Episode] = field(default_factory=list)
+    open: list[Episode] = field(default_factory=list)
+    done: list[Episode] = field(default_factory=list)
+    pending: Pending | None = None
+    leading_gap: bool = False
+    trailing_gap: bool = False
+
+    def finish(self) -> list[Episode]:
+        """Every episode, highest impact first, the last sample weighing its full interval."""
+        settled = _settle_copy(self, None)
+        found = [*settled.done, *settled.open]
+        found.sort(key=episode_order)
+        return found
+
+
 class EpisodeTracker:
-    """Builds episodes incrementally: :meth:`feed` samples in ``ts`` order, then :meth:`finish`.
+    """Builds episodes incrementally: :meth:`feed` samples in ``ts`` order, then :meth:`finish` (or
+    :meth:`part`, to join with other spans).
 
     A sample weighs the time up to the next sample, capped at its own interval, so waiter-seconds are neither
     counted twice nor lost across a burst of denser samples.
@@ -613,79 +685,182 @@ class EpisodeTracker:
 
     def __init__(self, *, interval: float | None = None) -> None:
         self.interval = interval
-        self.open: list[Episode] = []
-        self.done: list[Episode] = []
-        self.previous_ts: datetime | None = None
-        self.pending_gap = False
-        self.last_sample: Snapshot | None = None
-        self._pending: tuple[datetime, float, list[tuple[Episode, int]]] | None = None
+        self.state = EpisodePart()
 
     def feed(self, snapshot: Snapshot) -> None:
         """Add one sample or gap line (markers are ignored)."""
         if snapshot.is_marker:
             return
+        state = self.state
         if snapshot.is_gap:
-            self.pending_gap = True
+            if state.first_ts is None:
+                state.leading_gap = True
+            state.trailing_gap = True
             return
-        self._settle(snapshot.ts)
-        if self.last_sample is not None and _hole_between(self.last_sample, snapshot, self.interval):
-            self.pending_gap = True
+        first = state.first_ts is None
+        _settle(state, snapshot.ts)
+        if state.last_ts is not None and _hole_between(state.last_ts, state.last_interval, snapshot.ts, self.interval):
+            state.trailing_gap = True
         edges = edges_of(snapshot)
-        if not edges and not self.open:
-            self._advance(snapshot)
-            return
+        if edges or state.open:
+            self._fold(snapshot, edges, first=first)
+        if first:
+            state.first_ts = snapshot.ts
+        state.last_ts, state.last_interval = snapshot.ts, snapshot.interval_s
+        state.trailing_gap = False
+
+    def _fold(self, snapshot: Snapshot, edges: Sequence[Edge], *, first: bool) -> None:
+        state = self.state
         by_id = {s.id: s for s in snapshot.sessions or ()}
         seen_now: list[Episode] = []
         weights: list[tuple[Episode, int]] = []
         for tree in blocking_trees(edges):
             identity = _identity(tree.session, by_id.get(tree.session), snapshot.ts)
-            episode = next((e for e in self.open if e.root.same(identity)), None)
+            episode = _continued(state.open, identity)
             if episode is None:
-                episode = Episode(identity, snapshot.ts, snapshot.ts, self.previous_ts)
-            elif self.pending_gap:
+                episode = Episode(identity, snapshot.ts, snapshot.ts, state.last_ts, current=identity)
+                if first:
+                    state.heads.append(episode)
+            elif state.trailing_gap:
                 episode.crosses_gap = True
             already = any(e is episode for e in seen_now)
             waiting = _merge_tree(episode, tree, edges, by_id, snapshot, counted=not already)
+            episode.current = identity
             if not already:
                 seen_now.append(episode)
                 weights.append((episode, waiting))
-        for episode in self.open:
+        for episode in state.open:
             if not any(e is episode for e in seen_now):
                 episode.next_sample = snapshot.ts
-                self.done.append(episode)
-        self.open = seen_now
-        self._pending = (snapshot.ts, _weight(snapshot, self.interval), weights)
-        self._advance(snapshot)
+                state.done.append(episode)
+        state.open = seen_now
+        state.pending = (snapshot.ts, _weight(snapshot, self.interval), weights)
 
-    def _settle(self, next_ts: datetime | None) -> None:
-        if self._pending is None:
-            return
-        ts, interval, weights = self._pending
-        self._pending = None
-        weight = interval if next_ts is None else min(interval, max(0.0, (next_ts - ts).total_seconds()))
-        for episode, waiting in weights:
-            episode.waiter_seconds += weight * waiting
-
-    def _advance(self, snapshot: Snapshot) -> None:
-        self.previous_ts = snapshot.ts
-        self.pending_gap = False
-        self.last_sample = snapshot
+    def part(self) -> EpisodePart:
+        """The state so far, to join with other spans (do not feed the tracker afterwards)."""
+        return self.state
 
     def finish(self) -> list[Episode]:
         """Every episode, highest impact first."""
-        self._settle(None)
-        found = [*self.done, *self.open]
-        found.sort(key=lambda e: (-e.waiter_seconds, e.first_seen, e.root.session))
-        return found
+        return self.state.finish()
 
 
-def _hole_between(before: Snapshot, after: Snapshot, interval: float | None) -> bool:
-    step = before.interval_s or interval
-    return bool(step) and (after.ts - before.ts).total_seconds() > 1.5 * (step or 0.0)
+def _continued(open_episodes: Sequence[Episode], identity: BlockerIdentity) -> Episode | None:
+    return next((e for e in open_episodes if (e.current or e.root).same(identity)), None)
 
 
-def _weight(snapshot: Snapshot, interval: float | None) -> float:
-    return snapshot.interval_s or interval or 0.0
+def _settle(state: EpisodePart, next_ts: datetime | None) -> None:
+    """Weigh the last sample's waiters by the time to ``next_ts`` (at most its interval; all of it for None)."""
+    if state.pending is None:
+        return
+    ts, weight, weights = state.pending
+    state.pending = None
+    if next_ts is not None:
+        weight = min(weight, max(0, _ms(next_ts) - _ms(ts)))
+    for episode, waiting in weights:
+        episode.waiter_ms += weight * waiting
+
+
+def _settle_copy(part: EpisodePart, next_ts: datetime | None) -> EpisodePart:
+    """``part`` with its pending weights settled, on copies of the episodes they touch."""
+    copies = {id(e): _copy(e) for e in part.open}
+    owned = _remap(part, copies)
+    _settle(owned, next_ts)
+    return owned
+
+
+def _copy(episode: Episode) -> Episode:
+    return replace(
+        episode, waiters=set(episode.waiters), kinds=set(episode.kinds), objects=set(episode.objects),
+        hows=set(episode.hows),
+    )  # fmt: skip
+
+
+def _remap(part: EpisodePart, copies: Mapping[int, Episode]) -> EpisodePart:
+    """``part`` with the episodes in ``copies`` (by the original's id) replaced by their copies."""
+
+    def mapped(episode: Episode) -> Episode:
+        return copies.get(id(episode), episode)
+
+    pending = None
+    if part.pending is not None:
+        ts, weight, weights = part.pending
+        pending = (ts, weight, [(mapped(e), n) for e, n in weights])
+    return replace(
+        part,
+        heads=[mapped(e) for e in part.heads],
+        open=[mapped(e) for e in part.open],
+        done=[mapped(e) for e in part.done],
+        pending=pending,
+    )
+
+
+def merge_episodes(left: EpisodePart, right: EpisodePart, *, interval: float | None = None) -> EpisodePart:
+    """The episodes of two adjacent spans (``left`` before ``right``), as if tracked in one pass. Neither input
+    is modified."""
+    if left.first_ts is None:
+        gap = left.leading_gap or left.trailing_gap
+        if right.first_ts is None:
+            return replace(right, leading_gap=gap or right.leading_gap, trailing_gap=gap or right.trailing_gap)
+        return replace(right, leading_gap=gap or right.leading_gap)
+    if right.first_ts is None:
+        return replace(left, trailing_gap=left.trailing_gap or right.leading_gap or right.trailing_gap)
+    mine = _remap(left, {id(e): _copy(e) for e in left.open})
+    assert left.last_ts is not None
+    _settle(mine, right.first_ts)
+    gap = mine.trailing_gap or right.leading_gap
+    gap = gap or _hole_between(left.last_ts, left.last_interval, right.first_ts, interval)
+    theirs = _remap(right, {id(e): _copy(e) for e in right.heads})
+    waiting = list(mine.open)
+    continued: dict[int, Episode] = {}
+    for head in theirs.heads:
+        episode = _continued(waiting, head.root)
+        if episode is None:
+            head.previous_sample = left.last_ts
+            continue
+        if gap:
+            episode.crosses_gap = True
+        episode.absorb(head)
+        continued[id(head)] = episode
+        waiting.remove(episode)
+    ended = []
+    for episode in mine.open:
+        if episode in waiting:
+            episode.next_sample = right.first_ts
+            ended.append(episode)
+
+    def mapped(episode: Episode) -> Episode:
+        return continued.get(id(episode), episode)
+
+    pending = None
+    if theirs.pending is not None:
+        ts, weight, weights = theirs.pending
+        pending = (ts, weight, [(mapped(e), n) for e, n in weights])
+    return EpisodePart(
+        first_ts=left.first_ts,
+        last_ts=right.last_ts,
+        last_interval=right.last_interval,
+        heads=mine.heads,
+        open=[mapped(e) for e in theirs.open],
+        done=[*mine.done, *ended, *(mapped(e) for e in theirs.done)],
+        pending=pending,
+        leading_gap=left.leading_gap,
+        trailing_gap=right.trailing_gap,
+    )
+
+
+def _hole_between(before: datetime, before_interval: float | None, after: datetime, interval: float | None) -> bool:
+    step = before_interval or interval
+    return bool(step) and (after - before).total_seconds() > 1.5 * (step or 0.0)
+
+
+def _weight(snapshot: Snapshot, interval: float | None) -> int:
+    """A sample's full weight in milliseconds: its own interval (``interval`` when it has none)."""
+    return round((snapshot.interval_s or interval or 0.0) * 1000)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def _identity(session_id: int, session: Session | None, ts: datetime) -> BlockerIdentity:
@@ -722,6 +897,7 @@ def _merge_tree(
             episode.longest_wait = max(episode.longest_wait, edge.wait_s or 0.0)
     root = by_id.get(tree.session)
     if root is not None:
+        episode.root_seen = True
         age = root.number("trx_age")
         if episode.first_trx_age is None:
             episode.first_trx_age = age

@@ -7,15 +7,17 @@ modules (:mod:`plsnap.replay`, :mod:`plsnap.summary`); the CLI and the report on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import NoDataError
-from plsnap.locks import Episode, EpisodeTracker
+from plsnap.locks import Episode
 from plsnap.model import Snapshot, format_ts
+from plsnap.partial import Partial, build, join
 from plsnap.replay import AtResult, sessions_at
-from plsnap.summary import WindowSummary, summarize
+from plsnap.rollup import SLICE, RollupError, Rollups
+from plsnap.summary import WindowSummary, cell_seconds_for, finish
 from plsnap.units import format_duration
 
 #: How far around the instant ``at`` reads first, and how far it looks for the nearest sample on each side.
@@ -97,19 +99,19 @@ def _errors(gaps: Sequence[Snapshot]) -> str:
 
 
 def window(
-    reader: ArchiveReader, start: datetime, end: datetime, *, by: str = "fingerprint", top: int = 10
+    reader: ArchiveReader,
+    start: datetime,
+    end: datetime,
+    *,
+    by: str = "fingerprint",
+    top: int = 10,
+    rollups: Rollups | None = None,
 ) -> WindowSummary:
-    """The ASH-style summary of ``[start, end)``; NoDataError when the window holds no line at all."""
-    bounds = reader.bounds()
-    summary = summarize(
-        reader.iter_snapshots(start, end, include_idle=False),
-        start,
-        end,
-        by=by,
-        top=top,
-        instance=reader.instance,
-        bounds=bounds,
-    )
+    """The ASH-style summary of ``[start, end)``; NoDataError when the window holds no line at all. With
+    ``rollups``, whole hours and 5-minute slices are read from them (the answer is the same)."""
+    partial = window_part(reader, start, end, by=by, top=top, rollups=rollups)
+    bounds = archive_bounds(reader, rollups)
+    summary = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds)
     if summary.samples == 0 and not summary.gaps:
         if bounds is None:
             raise NoDataError(f"the archive {reader.instance_dir} holds no snapshots")
@@ -120,19 +122,113 @@ def window(
     return summary
 
 
-def lock_episodes(reader: ArchiveReader, start: datetime, end: datetime) -> list[Episode]:
+def lock_episodes(
+    reader: ArchiveReader, start: datetime, end: datetime, *, rollups: Rollups | None = None
+) -> list[Episode]:
     """The lock-wait episodes of ``[start, end)``, highest impact first; NoDataError when the window holds no
     sample at all."""
-    tracker = EpisodeTracker()
-    seen = 0
-    for snapshot in reader.iter_snapshots(start, end, include_idle=False):
-        seen += 1
-        tracker.feed(snapshot)
-    if not seen:
-        bounds = reader.bounds()
+    partial = window_part(reader, start, end, by="state", top=1, rollups=rollups)
+    if not partial.lines:
+        bounds = archive_bounds(reader, rollups)
         covers = f"; the archive covers {format_ts(bounds[0])} .. {format_ts(bounds[1])}" if bounds else ""
         raise NoDataError(f"no sample in {format_ts(start)} .. {format_ts(end)}{covers}")
-    return tracker.finish()
+    return partial.episodes.finish()
+
+
+def window_part(
+    reader: ArchiveReader,
+    start: datetime,
+    end: datetime,
+    *,
+    by: str,
+    top: int,
+    rollups: Rollups | None = None,
+) -> Partial:
+    """The part of ``[start, end)``: from rollups where a valid one covers a whole slice or hour (windows of an
+    hour or more), from raw rows elsewhere; the same, key for key, as one pass over the raw rows."""
+    cell = cell_seconds_for(start, end)
+
+    def raw(low: datetime, high: datetime) -> Partial:
+        return build(reader.iter_snapshots(low, high, include_idle=False), (by,), cap=top, cell_seconds=cell)
+
+    if rollups is None or cell != 60:
+        return raw(start, end)
+    try:
+        parts = _plan(reader, rollups, start, end, by=by, raw=raw)
+    except RollupError as exc:
+        reader.report(f"{reader.instance_dir}: a rollup could not be read ({exc}); read the raw rows instead")
+        return raw(start, end)
+    joined = join(parts, (by,), cap=top, cell_seconds=cell)
+    if not joined.stitch.complete_for(top):
+        return raw(start, end)
+    return joined
+
+
+def _plan(
+    reader: ArchiveReader,
+    rollups: Rollups,
+    start: datetime,
+    end: datetime,
+    *,
+    by: str,
+    raw: Callable[[datetime, datetime], Partial],
+) -> list[Partial]:
+    parts: list[Partial] = []
+    pending: datetime | None = None
+
+    def flush(until: datetime) -> None:
+        nonlocal pending
+        if pending is not None and pending < until:
+            parts.append(raw(pending, until))
+        pending = None
+
+    for partition in reader.partitions():
+        if partition.end <= start or partition.start >= end:
+            continue
+        rollup = rollups.get(partition)
+        low, high = max(start, partition.start), min(end, partition.end)
+        if rollup is None:
+            pending = low if pending is None else pending
+            continue
+        whole = rollup.hour_part((by,)) if (low, high) == (partition.start, partition.end) else None
+        if whole is not None:
+            flush(low)
+            parts.append(whole)
+            continue
+        slot = partition.start
+        while slot < high:
+            following = slot + SLICE
+            if following > low:
+                part = rollup.slice_part(slot, (by,)) if low <= slot and following <= high else None
+                if part is None:
+                    pending = max(slot, low) if pending is None else pending
+                else:
+                    flush(slot)
+                    parts.append(part)
+            slot = following
+    flush(end)
+    return parts
+
+
+def archive_bounds(reader: ArchiveReader, rollups: Rollups | None = None) -> tuple[datetime, datetime] | None:
+    """The archive's first and last snapshot instants (what :meth:`ArchiveReader.bounds` says), taken from
+    valid rollups where they can answer."""
+    if rollups is None:
+        return reader.bounds()
+    first = last = None
+    for partition in reader.partitions():
+        rollup = rollups.get(partition)
+        first = rollup.header.first_ts if rollup is not None else reader.partition_first(partition)
+        if first is not None:
+            break
+    for partition in reversed(reader.partitions()):
+        rollup = rollups.get(partition)
+        last = rollups.last_ts(partition, rollup) if rollup is not None else reader.partition_last(partition)
+        if last is not None:
+            break
+    if first is None or last is None:
+        return None
+    return first, last
 
 
 def snapshots(reader: ArchiveReader, start: datetime | None, end: datetime | None) -> list[Snapshot]:

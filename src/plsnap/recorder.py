@@ -33,6 +33,7 @@ from plsnap.config import Config, RetentionConfig
 from plsnap.errors import ArchiveError, DiskFullError
 from plsnap.metrics import Metrics
 from plsnap.model import Snapshot, format_ts
+from plsnap.rollup import Keeper, rebuild_in_background, utc_now
 from plsnap.source import Source
 
 log = structlog.get_logger("plsnap")
@@ -70,6 +71,10 @@ class Recorder:
             fsync=config.archive.fsync,
             frame_seconds=config.archive.frame_every,
         )
+        self.keeper: Keeper | None = None
+        if config.archive.rollups:
+            rebuild = rebuild_in_background(self.writer.instance_dir, now=utc_now)
+            self.keeper = Keeper(self.writer.directory, rebuild=rebuild)
         self.lock = threading.Lock()
         self.newest_ts: datetime | None = None
         self.last_attempt_monotonic: float | None = None
@@ -141,7 +146,7 @@ class Recorder:
                 extra={"marker": marker},
             )
             try:
-                self.writer.append(encode_line(line.to_record()), line.ts)
+                self._append(encode_line(line.to_record()), line)
             except ArchiveError as exc:
                 log.error("marker not written", event=marker.get("event"), error=str(exc))
                 return False
@@ -187,7 +192,7 @@ class Recorder:
             extra={"gap_since": format_ts(missed.since), "missed": missed.count},
         )
         try:
-            self.writer.append(encode_line(gap.to_record()), gap.ts)
+            self._append(encode_line(gap.to_record()), gap)
         except ArchiveError:
             self._remember(missed.since, missed.count, missed.reason)
             return False
@@ -199,20 +204,28 @@ class Recorder:
             try:
                 if self._missed is not None and not self._flush_missed(_just_before(snapshot.ts)):
                     raise DiskFullError("the pending gap line could not be written")
-                written = self.writer.append(line, snapshot.ts)
+                written = self._append(line, snapshot)
             except DiskFullError:
                 if not self._guards_set():
                     raise
                 self._prune(reason="disk full")
                 if self._missed is not None:
                     self._flush_missed(_just_before(snapshot.ts))
-                written = self.writer.append(line, snapshot.ts)
+                written = self._append(line, snapshot)
         except ArchiveError as exc:
             self._remember(snapshot.ts, 1, f"archive writes failed: {exc}")
             self._log_notes()
             return Attempt(snapshot, False, 0, str(exc))
         self._log_notes()
         return Attempt(snapshot, True, written, None)
+
+    def _append(self, line: bytes, snapshot: Snapshot) -> int:
+        """Append one line, then hand it (and the frames the writer closed) to the rollup keeper."""
+        written = self.writer.append(line, snapshot.ts)
+        frames, self.writer.closed_frames = self.writer.closed_frames, []
+        if self.keeper is not None:
+            self.keeper.feed(snapshot, opened=self.writer.opened, fresh=self.writer.fresh, frames=frames)
+        return written
 
     def _log_notes(self) -> None:
         for event, detail in self.writer.notes:
@@ -391,6 +404,9 @@ class Recorder:
             self.closed = True
             try:
                 self.writer.close()
+                if self.keeper is not None:
+                    frames, self.writer.closed_frames = self.writer.closed_frames, []
+                    self.keeper.close(frames)
             finally:
                 self.source.close()
 

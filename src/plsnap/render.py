@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from plsnap.counters import CounterSummary, Range, is_gauge
+from plsnap.counters import Cell, CounterSummary, Range, is_gauge
 from plsnap.locks import Edge, Episode, blocking_trees, roots_of
 from plsnap.model import Session, Snapshot, format_ts
 from plsnap.units import format_duration, format_size
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from plsnap.replay import AtResult, AtSession, Execution
     from plsnap.retention import Decision
     from plsnap.summary import GapRange, WindowSummary
@@ -503,6 +505,14 @@ def prune_json(decisions: Sequence[Decision], instance_dir: Any, dry_run: bool) 
     }
 
 
+REINDEX_COLUMNS = ("partition", "action", "reason", "bytes")
+
+
+def reindex_rows(done: Sequence[Any], instance_dir: Path) -> list[list[Any]]:
+    """Rows of ``plsnap reindex``: per partition what was done and why."""
+    return [[str(d.partition.path.relative_to(instance_dir)), d.action, d.reason, d.bytes] for d in done]
+
+
 VERIFY_COLUMNS = ("partition", "status", "snapshots", "lost", "unverified", "detail")
 
 
@@ -640,27 +650,21 @@ def _range_json(found: Range) -> dict[str, float | None]:
 
 def counters_json(summary: CounterSummary, bucket_seconds: int) -> dict[str, Any]:
     """A window's counters: ranges of gauges and rates, and a series of bucket means (``counters over time``)."""
-    series: dict[int, tuple[datetime, dict[str, Range], dict[str, Range]]] = {}
-    for point in summary.points:
-        index = int(point.ts.timestamp() // bucket_seconds)
-        start = datetime.fromtimestamp(index * bucket_seconds, UTC)
-        _, gauges, rates = series.setdefault(index, (start, {}, {}))
-        for name, value in point.gauges.items():
-            gauges.setdefault(name, Range()).add(value)
-        for name, rate in point.rates.items():
-            if rate is not None:
-                rates.setdefault(name, Range()).add(rate)
+    series: dict[int, Cell] = {}
+    step = summary.cell_seconds
+    for index, cell in sorted(summary.cells.items()):
+        series.setdefault(index * step // bucket_seconds, Cell()).merge(cell)
     return {
         "gauges": {name: _range_json(r) for name, r in summary.gauges.items()},
         "rates": {name: _range_json(r) for name, r in summary.rates.items()},
         "resets": summary.resets,
         "series": [
             {
-                "start": format_ts(start),
-                "gauges": {n: round(r.mean or 0.0, 3) for n, r in gauges.items()},
-                "rates": {n: round(r.mean or 0.0, 3) for n, r in rates.items()},
+                "start": format_ts(datetime.fromtimestamp(index * bucket_seconds, UTC)),
+                "gauges": {n: round(r.mean or 0.0, 3) for n, r in cell.gauges.items()},
+                "rates": {n: round(r.mean or 0.0, 3) for n, r in cell.rates.items()},
             }
-            for _, (start, gauges, rates) in sorted(series.items())
+            for index, cell in sorted(series.items())
         ],
     }
 

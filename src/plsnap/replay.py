@@ -1,8 +1,10 @@
 """Replay: stitch samples into executions, and say what was running at an instant, with confidence.
 
-An *execution* is one statement run by one session: (session id, ``started_at`` within ±1 s, same text), where
-``started_at = ts - time`` (``time_ms`` when the source has it). Gap samples prove nothing either way, so they
-neither extend nor end an execution. Definitions (docs/replay.md):
+An *execution* is one statement run by one session: (session id, same text, and a start estimate within ±1 s of
+the one at its previous sighting), where the start is ``ts - time`` (``time_ms`` when the source has it) and
+``started_at`` is the earliest estimate. Gap samples prove nothing either way, so they neither extend nor end an
+execution. Each sighting is matched against the previous one only, so stitching two spans of samples separately
+and joining them (:func:`merge_stitch`) gives exactly what one pass gives. Definitions (docs/replay.md):
 
 - **certain**: a sample at or after T still shows the execution with ``started_at <= T``, or samples on both
   sides of T show the same execution;
@@ -12,7 +14,7 @@ neither extend nor end an execution. Definitions (docs/replay.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +37,7 @@ class Execution:
     last: Session
     sightings: int = 1
     ended_before: datetime | None = None
+    last_start: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -90,11 +93,12 @@ class Stitcher:
             candidates = previous.get(session.id)
             match = _find(candidates, session, start) if candidates else None
             if match is None:
-                match = Execution(session.id, session.info, start, ts, ts, session)
+                match = Execution(session.id, session.info, start, ts, ts, session, last_start=start)
                 started.append(match)
             else:
                 match.last_seen, match.last = ts, session
                 match.sightings += 1
+                match.last_start = start
                 if start is not None and (match.started_at is None or start < match.started_at):
                     match.started_at = start
                 candidates.remove(match)  # type: ignore[union-attr]
@@ -125,9 +129,155 @@ def _find(candidates: Iterable[Execution], session: Session, start: datetime | N
     for execution in candidates:
         if execution.info != session.info or execution.last.command != session.command:
             continue
-        if start is None or execution.started_at is None or abs(start - execution.started_at) <= START_TOLERANCE:
+        previous = execution.last_start
+        if start is None or previous is None or abs(start - previous) <= START_TOLERANCE:
             return execution
     return None
+
+
+def longest_key(execution: Execution) -> tuple[float, datetime, int, str]:
+    """The order of "longest executions": longest first, then first seen, session id and text (a total order,
+    so that a top list is the same however the samples were split)."""
+    return (-execution.min_duration, execution.first_seen, execution.session_id, execution.info or "")
+
+
+@dataclass(slots=True)
+class StitchPart:
+    """The executions of one span of samples, in a form that joins with the next span's (:func:`merge_stitch`).
+
+    ``heads``: the executions seen in the span's first good sample, each with its start estimate there (the
+    previous span may continue them); ``open``: those still running at its last good sample (the next span may
+    continue them); ``ended``: the longest of the others, at most ``cap`` (``ended_count`` says how many ended).
+    """
+
+    cap: int
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    heads: list[tuple[Execution, datetime | None]] = field(default_factory=list)
+    open: list[Execution] = field(default_factory=list)
+    ended: list[Execution] = field(default_factory=list)
+    ended_count: int = 0
+
+    def executions(self) -> list[Execution]:
+        """Every execution held, once."""
+        seen: set[int] = set()
+        found = []
+        for execution in (*(e for e, _ in self.heads), *self.ended, *self.open):
+            if id(execution) not in seen:
+                seen.add(id(execution))
+                found.append(execution)
+        return found
+
+    def complete_for(self, top: int) -> bool:
+        """True when :meth:`longest` of ``top`` is exact (the ``ended`` list was not cut below ``top``)."""
+        return top <= self.cap or self.ended_count <= len(self.ended)
+
+    def longest(self, top: int) -> list[Execution]:
+        """The ``top`` longest executions (by :func:`longest_key`)."""
+        return sorted(self.executions(), key=longest_key)[:top]
+
+    def trim(self) -> None:
+        """Keep only the ``cap`` longest ended executions."""
+        if len(self.ended) > self.cap:
+            self.ended.sort(key=longest_key)
+            del self.ended[self.cap :]
+
+
+class StitchBuilder:
+    """Builds the :class:`StitchPart` of a span from its samples in ``ts`` order (running statements only)."""
+
+    def __init__(self, cap: int) -> None:
+        self.part = StitchPart(cap=cap)
+        self._heads: set[int] = set()
+        self._stitcher = Stitcher(include_idle=False, on_end=self._ended)
+
+    def feed(self, snapshot: Snapshot) -> None:
+        """Add one line (gaps and markers are ignored)."""
+        if snapshot.sessions is None:
+            return
+        started = self._stitcher.feed(snapshot)
+        part = self.part
+        if part.first_ts is None:
+            part.first_ts = snapshot.ts
+            part.heads = [(e, e.started_at) for e in started]
+            self._heads = {id(e) for e in started}
+        part.last_ts = snapshot.ts
+
+    def _ended(self, execution: Execution) -> None:
+        if id(execution) in self._heads:
+            return
+        part = self.part
+        part.ended_count += 1
+        part.ended.append(execution)
+        if len(part.ended) > 2 * part.cap + 16:
+            part.trim()
+
+    def finish(self) -> StitchPart:
+        """The part (the builder must not be fed afterwards)."""
+        self.part.open = self._stitcher.finish()
+        self.part.trim()
+        return self.part
+
+
+def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
+    """The part of two adjacent spans (``left`` before ``right``), as if stitched in one pass: ``right``'s first
+    good sample continues or ends ``left``'s open executions. Neither input is modified."""
+    if left.first_ts is None:
+        return right
+    if right.first_ts is None:
+        return left
+    copies: dict[int, Execution] = {}
+
+    def own(execution: Execution) -> Execution:
+        mine = copies.get(id(execution))
+        if mine is None:
+            mine = copies[id(execution)] = replace(execution)
+        return mine
+
+    heads = [(own(e), start) for e, start in left.heads]
+    head_ids = {id(e) for e, _ in heads}
+    waiting: dict[int, list[Execution]] = {}
+    for execution in left.open:
+        waiting.setdefault(execution.session_id, []).append(own(execution))
+    right_open = {id(e) for e in right.open}
+    ended = [*left.ended, *right.ended]
+    count = left.ended_count + right.ended_count
+    continued: dict[int, Execution] = {}
+    for later, start in right.heads:
+        candidates = waiting.get(later.session_id)
+        match = _find(candidates, later.last, start) if candidates else None
+        if match is None:
+            if id(later) not in right_open:
+                ended.append(later)
+                count += 1
+            continue
+        candidates.remove(match)  # type: ignore[union-attr]
+        match.last_seen, match.last, match.last_start = later.last_seen, later.last, later.last_start
+        match.sightings += later.sightings
+        if later.started_at is not None and (match.started_at is None or later.started_at < match.started_at):
+            match.started_at = later.started_at
+        match.ended_before = later.ended_before
+        continued[id(later)] = match
+        if id(later) not in right_open and id(match) not in head_ids:
+            ended.append(match)
+            count += 1
+    for candidates in waiting.values():
+        for execution in candidates:
+            execution.ended_before = right.first_ts
+            if id(execution) not in head_ids:
+                ended.append(execution)
+                count += 1
+    part = StitchPart(
+        cap=min(left.cap, right.cap),
+        first_ts=left.first_ts,
+        last_ts=right.last_ts,
+        heads=heads,
+        open=[continued.get(id(e), e) for e in right.open],
+        ended=ended,
+        ended_count=count,
+    )
+    part.trim()
+    return part
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,7 @@ def delete(decisions: Iterable[Decision], instance: SafeDir) -> tuple[list[Decis
             refused.append(str(exc))
             continue
         with folder:
-            removed = [name for name in part.names if folder.unlink(name)]
+            removed = [name for name in part.all_names if folder.unlink(name)]
             folder.fsync()
         if removed:
             deleted.append(decision)

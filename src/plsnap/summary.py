@@ -1,33 +1,26 @@
 """Window summaries, ASH-style: what dominated a time window, estimated from samples.
 
-Each sample in which a session is running a statement counts as ``interval`` seconds of activity for that
-session's group. This is sampling: a statement shorter than the interval is seen in proportion to its duration
-on average and may not be seen at all, so rare short statements are under-counted.
+Each sample in which a session is running a statement counts as activity for that session's group, weighing the
+time up to the next sample, at most its own interval. This is sampling: a statement shorter than the interval is
+seen in proportion to its duration on average and may not be seen at all, so rare short statements are
+under-counted. The summary is computed from a :class:`~plsnap.partial.Partial`, built in one pass here or joined
+from the rollups' parts by :mod:`plsnap.query`; both give the same answer.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from plsnap.counters import CounterSummary, CounterTracker
-from plsnap.fingerprint import fingerprint
-from plsnap.locks import Episode, EpisodeTracker
-from plsnap.model import Session, Snapshot, is_active
-from plsnap.replay import Execution, Stitcher
+from plsnap.counters import CounterSummary
+from plsnap.locks import Episode
+from plsnap.model import Snapshot
+from plsnap.partial import GAP, MARKER, Line, Partial, PartialBuilder, ms_of
+from plsnap.replay import Execution
 
-DIMENSIONS: dict[str, Callable[[Session], str]] = {
-    "fingerprint": lambda s: fingerprint(s.info or ""),
-    "user": lambda s: s.user or "",
-    "host": lambda s: (s.host or "").rsplit(":", 1)[0],
-    "db": lambda s: s.db or "",
-    "state": lambda s: s.state or "",
-    "command": lambda s: s.command or "",
-}
 BUCKET_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 60
 #: Lock-wait episodes shown by ``window`` (``plsnap locks`` lists them all).
@@ -131,144 +124,125 @@ def summarize(
     ``bounds`` (the archive's first and last snapshot) lets the parts of the window outside the archive be
     reported once, as such, instead of as gaps or empty buckets.
     """
-    window = _Window(start, end, by=by, top=top, bounds=bounds)
+    builder = PartialBuilder((by,), cap=top, cell_seconds=cell_seconds_for(start, end))
     for snapshot in snapshots:
         if start <= snapshot.ts < end:
-            window.add(snapshot)
-    return window.finish(instance)
+            builder.feed(snapshot)
+    return finish(builder.finish(), start, end, by=by, top=top, instance=instance, bounds=bounds)
 
 
-class _Window:
-    """The streaming state of one summary."""
+def cell_seconds_for(start: datetime, end: datetime) -> int:
+    """The counters' cell size for a window: a minute for windows of an hour or more (every bucket size they
+    can get is a multiple of it), else a second."""
+    return 60 if (end - start).total_seconds() >= 3600 else 1
 
-    def __init__(
-        self, start: datetime, end: datetime, *, by: str, top: int, bounds: tuple[datetime, datetime] | None
-    ) -> None:
-        self.start, self.end, self.by, self.top = start, end, by, top
-        self.key_of = DIMENSIONS[by]
-        self.groups: dict[str, Group] = {}
-        self.failed: list[Snapshot] = []
+
+def finish(
+    partial: Partial,
+    start: datetime,
+    end: datetime,
+    *,
+    by: str,
+    top: int,
+    instance: str = "",
+    bounds: tuple[datetime, datetime] | None = None,
+) -> WindowSummary:
+    """The window's summary from the part of its lines (built in one pass or joined; it is not modified)."""
+    timeline = _Timeline(start, end, bounds)
+    timeline.replay(partial.lines)
+    running_at, intervals, own_only, bursts = timeline.running_at, timeline.intervals, timeline.own, timeline.bursts
+    holes, gap_ranges = timeline.holes, timeline.gap_ranges
+    groups_state = partial.groups.get(by, {})
+    pending = partial.pending
+    extra_ms: dict[str, int] = {}
+    total_ms = partial.total_ms
+    if pending is not None:
+        span = max(0, ms_of(end) - ms_of(pending.ts))
+        weight = min(pending.interval_ms, span) if pending.interval_ms else span
+        extra_ms = {key: count * weight for key, count in pending.counts.get(by, {}).items()}
+        total_ms += pending.running * weight
+    total = total_ms / 1000
+    groups = []
+    for key, state in groups_state.items():
+        active = (state.active_ms + extra_ms.get(key, 0)) / 1000
+        groups.append(
+            Group(
+                key,
+                samples=state.samples,
+                example=state.example,
+                sessions=state.sessions,
+                active_seconds=active,
+                percent=100.0 * active / total if total else 0.0,
+            )
+        )
+    ranked = sorted(groups, key=lambda g: (-g.active_seconds, -g.samples, g.key))[:top]
+    interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
+    ranges = tuple(sorted([*gap_ranges, *holes.finish(interval)], key=lambda g: g.first))
+    bucket = choose_bucket((end - start).total_seconds(), interval)
+    outside = holes.outside
+    return WindowSummary(
+        start=start,
+        end=end,
+        instance=instance,
+        by=by,
+        interval=interval,
+        samples=len(running_at),
+        gaps=ranges,
+        gap_samples=sum(g.count for g in ranges if g.kind == "failed"),
+        groups=tuple(ranked),
+        total_active_seconds=total,
+        longest=tuple(partial.stitch.longest(top)),
+        bucket_seconds=bucket,
+        activity=_activity(running_at, *_inside(start, end, outside), bucket),
+        warnings=_warnings(len(running_at), ranges, interval, own_only, len(bursts)),
+        outside=outside,
+        own_only_samples=own_only,
+        blockers=tuple(partial.episodes.finish()[:TOP_BLOCKERS]),
+        counters=partial.counters.summary,
+        bursts=tuple(bursts),
+    )
+
+
+class _Timeline:
+    """What the light timeline says: samples with their running counts, intervals, gap ranges and holes."""
+
+    def __init__(self, start: datetime, end: datetime, bounds: tuple[datetime, datetime] | None) -> None:
+        self.start = start
+        self.holes = _Holes(start, end, bounds)
         self.gap_ranges: list[GapRange] = []
         self.running_at: list[tuple[datetime, int]] = []
         self.intervals: list[float] = []
-        self.longest: list[tuple[float, int, Execution]] = []
-        self.counter = itertools.count()
-        self.holes = _Holes(start, end, bounds)
-        self.own_only = 0
-        self.stitcher = Stitcher(include_idle=False, on_end=self.keep_longest)
-        self.lock_episodes = EpisodeTracker()
-        self.counters = CounterTracker()
-        self.pending: tuple[datetime, float | None, dict[str, int], int] | None = None
-        self.total_active = 0.0
+        self.own = 0
         self.bursts: list[Snapshot] = []
 
-    def keep_longest(self, execution: Execution) -> None:
-        if execution.active:
-            item = (execution.min_duration, -next(self.counter), execution)
-            (heapq.heappush if len(self.longest) < self.top else heapq.heappushpop)(self.longest, item)
-
-    def add(self, snapshot: Snapshot) -> None:
-        if snapshot.is_marker:
-            if snapshot.marker.get("event") == "burst_start":
-                self.bursts.append(snapshot)
-            return
-        self.holes.see(snapshot)
-        self.lock_episodes.feed(snapshot)
-        self.counters.feed(snapshot)
-        if snapshot.is_gap:
-            self.add_gap(snapshot)
-            return
-        self.settle(snapshot.ts)
-        self.close_failed()
-        if snapshot.interval_s:
-            self.intervals.append(snapshot.interval_s)
-        if snapshot.visibility == "own":
-            self.own_only += 1
-        running = 0
-        groups, key_of = self.groups, self.key_of
-        counts: dict[str, int] = {}
-        for session in snapshot.sessions or ():
-            if not is_active(session.command, session.info):
+    def replay(self, lines: Iterable[Line]) -> None:
+        failed: list[Line] = []
+        for line in lines:
+            if line.kind == MARKER:
+                if line.marker is not None:
+                    self.bursts.append(line.marker)
                 continue
-            running += 1
-            key = key_of(session)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = Group(key, example=session.info)
-            group.samples += 1
-            group.sessions.add(session.id)
-            counts[key] = counts.get(key, 0) + 1
-        self.running_at.append((snapshot.ts, running))
-        self.pending = (snapshot.ts, snapshot.interval_s, counts, running)
-        self.stitcher.feed(snapshot)
-
-    def settle(self, next_ts: datetime) -> None:
-        """Weigh the previous sample by the time up to the next sample, capped at its own interval (seconds):
-        across a burst, DB time is neither counted twice nor lost. Failed samples do not end the weight."""
-        if self.pending is None:
-            return
-        ts, interval, counts, running = self.pending
-        self.pending = None
-        span = max(0.0, (next_ts - ts).total_seconds())
-        weight = min(interval, span) if interval else span
-        for key, count in counts.items():
-            self.groups[key].active_seconds += count * weight
-        self.total_active += running * weight
-
-    def add_gap(self, snapshot: Snapshot) -> None:
-        since = snapshot.gap_since
-        if since is not None:
-            missed = snapshot.extra.get("missed")
-            count = missed if type(missed) is int and missed >= 0 else 1
-            span = GapRange(max(since, self.start), snapshot.ts, count, snapshot.error or "", "not_recorded")
-            self.gap_ranges.append(span)
-            return
-        if self.failed and self.failed[-1].error != snapshot.error:
-            self.close_failed()
-        self.failed.append(snapshot)
-
-    def close_failed(self) -> None:
-        if self.failed:
-            self.gap_ranges.append(_gap_range(self.failed))
-            self.failed = []
-
-    def finish(self, instance: str) -> WindowSummary:
-        self.settle(self.end)
-        self.close_failed()
-        for execution in self.stitcher.finish():
-            self.keep_longest(execution)
-        running_at = self.running_at
-        intervals = self.intervals
-        interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
-        ranges = tuple(sorted([*self.gap_ranges, *self.holes.finish(interval)], key=lambda g: g.first))
-        total = self.total_active
-        for group in self.groups.values():
-            group.percent = 100.0 * group.active_seconds / total if total else 0.0
-        ranked = sorted(self.groups.values(), key=lambda g: (-g.active_seconds, -g.samples, g.key))[: self.top]
-        bucket = choose_bucket((self.end - self.start).total_seconds(), interval)
-        outside = self.holes.outside
-        longest = sorted(self.longest, key=lambda item: (-item[0], -item[1]))
-        return WindowSummary(
-            start=self.start,
-            end=self.end,
-            instance=instance,
-            by=self.by,
-            interval=interval,
-            samples=len(running_at),
-            gaps=ranges,
-            gap_samples=sum(g.count for g in ranges if g.kind == "failed"),
-            groups=tuple(ranked),
-            total_active_seconds=total,
-            longest=tuple(e for _, _, e in longest),
-            bucket_seconds=bucket,
-            activity=_activity(running_at, *_inside(self.start, self.end, outside), bucket),
-            warnings=_warnings(len(running_at), ranges, interval, self.own_only, len(self.bursts)),
-            outside=outside,
-            own_only_samples=self.own_only,
-            blockers=tuple(self.lock_episodes.finish()[:TOP_BLOCKERS]),
-            counters=self.counters.summary,
-            bursts=tuple(self.bursts),
-        )
+            self.holes.see(line)
+            if line.kind == GAP:
+                if line.since is not None:
+                    count = line.missed if line.missed is not None else 1
+                    span = GapRange(max(line.since, self.start), line.ts, count, line.error or "", "not_recorded")
+                    self.gap_ranges.append(span)
+                    continue
+                if failed and failed[-1].error != line.error:
+                    self.gap_ranges.append(_gap_range(failed))
+                    failed = []
+                failed.append(line)
+                continue
+            if failed:
+                self.gap_ranges.append(_gap_range(failed))
+                failed = []
+            if line.interval:
+                self.intervals.append(line.interval)
+            self.own += line.own
+            self.running_at.append((line.ts, line.running))
+        if failed:
+            self.gap_ranges.append(_gap_range(failed))
 
 
 class _Holes:
@@ -282,15 +256,15 @@ class _Holes:
         self.found: list[tuple[datetime, datetime, float | None]] = []
         self.outside: tuple[OutsideSpan, ...] = ()
 
-    def see(self, snapshot: Snapshot) -> None:
-        ts = snapshot.ts
+    def see(self, line: Line) -> None:
+        ts = line.ts
         if self.first is None:
             self.first = ts
-        since = snapshot.gap_since or ts
+        since = line.since or ts
         if self.previous is not None and since > self.previous:
-            self.found.append((self.previous, since, self.previous_interval or snapshot.interval_s))
+            self.found.append((self.previous, since, self.previous_interval or line.interval))
         self.previous = max(self.previous or ts, ts)
-        self.previous_interval = snapshot.interval_s or self.previous_interval
+        self.previous_interval = line.interval or self.previous_interval
 
     def finish(self, interval: float | None) -> list[GapRange]:
         start, end, bounds = self.start, self.end, self.bounds
@@ -334,7 +308,7 @@ def _inside(start: datetime, end: datetime, outside: tuple[OutsideSpan, ...]) ->
     return low, max(low, high)
 
 
-def _gap_range(gaps: list[Snapshot]) -> GapRange:
+def _gap_range(gaps: list[Line]) -> GapRange:
     return GapRange(gaps[0].ts, gaps[-1].ts, len(gaps), gaps[0].error or "")
 
 

@@ -199,6 +199,23 @@ class SafeDir:
         finally:
             os.close(fd)
 
+    def read_range(self, name: str, offset: int, length: int) -> tuple[int, bytes]:
+        """(size of the file, up to ``length`` bytes of it from ``offset``); FileNotFoundError when missing."""
+        fd = self.open_file(name, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            parts = []
+            while length > 0 and offset < size:
+                part = os.pread(fd, min(length, 1 << 24), offset)
+                if not part:
+                    break
+                parts.append(part)
+                offset += len(part)
+                length -= len(part)
+            return size, b"".join(parts)
+        finally:
+            os.close(fd)
+
     def atomic_write(self, name: str, data: bytes, *, fsync: bool = True) -> None:
         """Replace ``name`` with ``data``: temp file, fsync, rename, fsync of the directory.
 

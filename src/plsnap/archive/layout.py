@@ -2,8 +2,9 @@
 command means.
 
 A *partition* is one UTC hour: its file ``HH.jsonl.zst`` plus any damaged files set aside beside it
-(``HH.jsonl.zst.damaged``, ``HH.jsonl.zst.damaged.2``, ...). Readers read all of them; retention counts and
-deletes them together. Anything else in the archive is foreign: listed, reported and never touched.
+(``HH.jsonl.zst.damaged``, ``HH.jsonl.zst.damaged.2``, ...), and its rollup ``HH.rollup.json.zst`` (a summary
+derived from them, never data). Readers read the data files; retention counts and deletes all of them together.
+Anything else in the archive is foreign: listed, reported and never touched.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ INSTANCE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 DATE_DIR_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 PARTITION_RE = re.compile(r"^(\d{2})\.jsonl\.zst$")
 DAMAGED_RE = re.compile(r"^(\d{2})\.jsonl\.zst\.damaged(?:\.(\d{1,4}))?$")
-TEMP_RE = re.compile(r"^\.(?:\d{2}\.jsonl\.zst|\.plsnap\.[a-z]+)\.[0-9a-f]{8}\.tmp$")
+ROLLUP_RE = re.compile(r"^(\d{2})\.rollup\.json\.zst$")
+TEMP_RE = re.compile(r"^\.(?:\d{2}\.jsonl\.zst|\d{2}\.rollup\.json\.zst|\.plsnap\.[a-z]+)\.[0-9a-f]{8}\.tmp$")
 SUFFIX = ".jsonl.zst"
+ROLLUP_SUFFIX = ".rollup.json.zst"
 DAMAGED_SUFFIX = ".damaged"
 LOCK_NAME = ".plsnap.lock"
 HEARTBEAT_NAME = ".plsnap.heartbeat"
@@ -35,8 +38,8 @@ class Partition:
     """One UTC hour of the archive.
 
     ``path`` is the hour's file (``has_main`` False when only damaged files remain); ``damaged`` names the
-    damaged files set aside beside it; ``size`` is the bytes of all of them; ``start`` the hour's first
-    instant (UTC).
+    damaged files set aside beside it; ``rollup`` the rollup's name when there is one; ``size`` is the bytes
+    of all of them; ``start`` the hour's first instant (UTC).
     """
 
     path: Path
@@ -44,6 +47,7 @@ class Partition:
     size: int
     damaged: tuple[str, ...] = ()
     has_main: bool = True
+    rollup: str | None = None
 
     @property
     def end(self) -> datetime:
@@ -57,8 +61,18 @@ class Partition:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every file of the partition, the hour's file first."""
+        """Every data file of the partition, the hour's file first."""
         return ((self.path.name,) if self.has_main else ()) + self.damaged
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Every file of the partition: the data files, then the rollup."""
+        return self.names + ((self.rollup,) if self.rollup else ())
+
+    @property
+    def rollup_name(self) -> str:
+        """The name the partition's rollup has (or would have)."""
+        return f"{self.start:%H}{ROLLUP_SUFFIX}"
 
     @property
     def paths(self) -> list[Path]:
@@ -98,6 +112,11 @@ def partition_names(moment: datetime) -> tuple[str, str]:
     """(date folder, file name) of the partition holding snapshots taken at ``moment``."""
     start = hour_start(moment)
     return start.strftime("%Y-%m-%d"), f"{start:%H}{SUFFIX}"
+
+
+def rollup_name(file_name: str) -> str:
+    """The rollup's name for a partition file name (``03.jsonl.zst`` -> ``03.rollup.json.zst``)."""
+    return file_name.removesuffix(SUFFIX) + ROLLUP_SUFFIX
 
 
 def partition_path(instance_dir: Path, moment: datetime) -> Path:
@@ -177,6 +196,7 @@ class _Hour:
     main: str | None = None
     size: int = 0
     damaged: list[str] = field(default_factory=list)
+    rollup: str | None = None
 
 
 def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition], foreign: list[Foreign]) -> None:
@@ -186,7 +206,8 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
         if TEMP_RE.match(child.name):
             continue
         start = _hour_of(date_name, child.name, PARTITION_RE)
-        hour = start or _hour_of(date_name, child.name, DAMAGED_RE)
+        rollup = None if start else _hour_of(date_name, child.name, ROLLUP_RE)
+        hour = start or rollup or _hour_of(date_name, child.name, DAMAGED_RE)
         if hour is None:
             foreign.append(Foreign(path, "not a plsnap file"))
             continue
@@ -198,6 +219,8 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
         slot.size += child.size
         if start is not None:
             slot.main = child.name
+        elif rollup is not None:
+            slot.rollup = child.name
         else:
             slot.damaged.append(child.name)
     for hour, slot in hours.items():
@@ -208,6 +231,7 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
                 size=slot.size,
                 damaged=tuple(sorted(slot.damaged, key=_damaged_order)),
                 has_main=slot.main is not None,
+                rollup=slot.rollup,
             )
         )
 

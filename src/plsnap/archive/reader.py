@@ -138,16 +138,24 @@ class ArchiveReader:
         """The first and last snapshot instants in the archive, or None when it holds no snapshot."""
         first = last = None
         for part in self.partitions():
-            first = _valid_ts(sorted(prefix for prefix, _ in self._lines(part, None, None).lines))
+            first = self.partition_first(part)
             if first is not None:
                 break
         for part in reversed(self.partitions()):
-            last = _valid_ts(sorted((prefix for prefix, _ in self._lines(part, None, None).lines), reverse=True))
+            last = self.partition_last(part)
             if last is not None:
                 break
         if first is None or last is None:
             return None
         return first, last
+
+    def partition_first(self, part: Partition) -> datetime | None:
+        """The first valid ``ts`` of any line of a partition (None when it has none)."""
+        return _valid_ts(sorted(prefix for prefix, _ in self._lines(part, None, None).lines))
+
+    def partition_last(self, part: Partition) -> datetime | None:
+        """The last valid ``ts`` of any line of a partition (None when it has none)."""
+        return _valid_ts(sorted((prefix for prefix, _ in self._lines(part, None, None).lines), reverse=True))
 
     def iter_records(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[dict[str, Any]]:
         """Raw snapshot records with ``start <= ts < end`` (either bound may be None), in ``ts`` order."""
@@ -197,9 +205,12 @@ class ArchiveReader:
             found.append(f"{self.instance_dir}: skipped {self._bad_lines} line(s) with a bad ts or structure")
         return found
 
-    def _report(self, problem: str) -> None:
+    def report(self, problem: str) -> None:
+        """Add a one-line warning (once)."""
         if problem not in self._problems:
             self._problems.append(problem)
+
+    _report = report
 
     def _records(self, part: Partition, start: datetime | None, end: datetime | None) -> Iterator[dict[str, Any]]:
         decoded = self._lines(part, start, end)

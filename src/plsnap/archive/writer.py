@@ -100,6 +100,11 @@ class ArchiveWriter:
         self._cobj: zstandard.ZstdCompressionObj | None = None
         self._frame: _Frame | None = None
         self._slot: int | None = None
+        #: (date folder, file name, size) after each frame this writer closed, for the caller to take.
+        self.closed_frames: list[tuple[str, str, int]] = []
+        #: How many times a partition file was opened, and whether the last one opened was new (empty).
+        self.opened = 0
+        self.fresh = False
         try:
             self._lock()
         except BaseException:
@@ -241,9 +246,12 @@ class ArchiveWriter:
         except BaseException:
             folder.close()
             raise
-        if os.fstat(fd).st_size == 0:
+        fresh = os.fstat(fd).st_size == 0
+        if fresh:
             folder.fsync()
         self._date, self._name, self._fd = folder, file_name, fd
+        self.opened += 1
+        self.fresh = fresh
         self._write_note((date_name, file_name))
 
     def _frame_full(self) -> bool:
@@ -341,13 +349,17 @@ class ArchiveWriter:
                 closed=closed,
                 crcs=tuple(frame.crcs),
             )
-            write_all(fd, tail + index.encode())
+            ending = tail + index.encode()
+            write_all(fd, ending)
             if self.fsync or closed:
                 os.fsync(fd)
         except OSError as exc:
             path = self.current_partition
             self._abandon(offset)
             raise archive_error(f"cannot close a frame of {path}", exc) from None
+        date_name, file_name = self._date_name(), self._name
+        if date_name and file_name:
+            self.closed_frames.append((date_name, file_name, offset + len(ending)))
 
     def _close_partition(self) -> None:
         try:

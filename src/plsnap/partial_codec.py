@@ -1,0 +1,439 @@
+"""A :class:`~plsnap.partial.Partial` as plain JSON values and back (the rollup file's content).
+
+Instants are integer microseconds since the epoch (exact for every ``datetime``), sets are sorted lists, and
+executions and episodes are tables referenced by position so that an object held in two lists stays one
+object. :func:`decode` trusts nothing: any value of the wrong shape raises :class:`CodecError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from plsnap.counters import Cell, CounterPart, CounterSummary, Range, RateRange
+from plsnap.locks import BlockerIdentity, Episode, EpisodePart
+from plsnap.model import Session, Snapshot
+from plsnap.partial import DIMENSIONS, MARKER, SAMPLE, GroupState, Line, Partial, Pending
+from plsnap.replay import Execution, StitchPart
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_KINDS = frozenset({0, 1, 2})
+
+
+class CodecError(ValueError):
+    """A value that is not what :func:`encode` writes."""
+
+
+def encode(partial: Partial, dims: Iterable[str] | None = None) -> dict[str, Any]:
+    """``partial`` (only the groups of ``dims``, default all it has) as JSON values."""
+    wanted = tuple(partial.dims if dims is None else dims)
+    return {
+        "dims": list(wanted),
+        "lines": [_line(line) for line in partial.lines],
+        "groups": {
+            dim: [
+                [key, g.samples, g.active_ms, g.example, sorted(g.sessions)] for key, g in partial.groups[dim].items()
+            ]
+            for dim in wanted
+        },
+        "total_ms": partial.total_ms,
+        "pending": _pending(partial.pending, wanted),
+        "stitch": _stitch(partial.stitch),
+        "episodes": _episodes(partial.episodes),
+        "counters": _counters(partial.counters),
+    }
+
+
+def decode(value: Any, dims: Iterable[str] | None = None) -> Partial:
+    """The Partial that :func:`encode` made ``value`` from (only the groups of ``dims``, default all)."""
+    try:
+        return _decode(value, dims)
+    except CodecError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"malformed part ({type(exc).__name__})") from None
+
+
+def _decode(value: Any, dims: Iterable[str] | None) -> Partial:
+    obj = _dict(value)
+    stored = tuple(_str(d) for d in _list(obj["dims"]))
+    if any(d not in DIMENSIONS for d in stored):
+        raise CodecError("unknown dimension")
+    wanted = stored if dims is None else tuple(dims)
+    if any(d not in stored for d in wanted):
+        raise CodecError("dimension not stored")
+    groups_obj = _dict(obj["groups"])
+    groups = {dim: _groups(groups_obj[dim]) for dim in wanted}
+    return Partial(
+        dims=wanted,
+        lines=[_unline(item) for item in _list(obj["lines"])],
+        groups=groups,
+        total_ms=_int(obj["total_ms"]),
+        pending=_unpending(obj["pending"], wanted),
+        stitch=_unstitch(obj["stitch"]),
+        episodes=_unepisodes(obj["episodes"]),
+        counters=_uncounters(obj["counters"]),
+    )
+
+
+# --- instants and scalars ----------------------------------------------------------------------------------
+
+
+def us(moment: datetime | None) -> int | None:
+    """Microseconds since the epoch (None stays None)."""
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def from_us(value: Any) -> datetime:
+    """The instant of a microsecond count."""
+    return _EPOCH + timedelta(microseconds=_int(value))
+
+
+def _opt_time(value: Any) -> datetime | None:
+    return None if value is None else from_us(value)
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise CodecError("not an integer")
+    return value
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else _int(value)
+
+
+def _num(value: Any) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise CodecError("not a finite number")
+    return float(value)
+
+
+def _opt_num(value: Any) -> float | None:
+    return None if value is None else _num(value)
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise CodecError("not a string")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise CodecError("not a boolean")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise CodecError("not a list")
+    return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise CodecError("not an object")
+    return value
+
+
+def _index(value: Any, table: list[Any]) -> Any:
+    position = _int(value)
+    if not 0 <= position < len(table):
+        raise CodecError("reference out of range")
+    return table[position]
+
+
+# --- timeline, groups, pending -----------------------------------------------------------------------------
+
+
+def _line(line: Line) -> list[Any]:
+    if line.kind == MARKER:
+        assert line.marker is not None
+        return [us(line.ts), MARKER, line.marker.to_record()]
+    return [us(line.ts), line.kind, line.interval, line.running, int(line.own), line.error, us(line.since),
+            line.missed]  # fmt: skip
+
+
+def _unline(value: Any) -> Line:
+    item = _list(value)
+    ts, kind = from_us(item[0]), _int(item[1])
+    if kind not in _KINDS:
+        raise CodecError("unknown line kind")
+    if kind == MARKER:
+        marker = Snapshot.from_record(_dict(item[2]))
+        if not marker.is_marker:
+            raise CodecError("not a marker")
+        return Line(ts, MARKER, marker=marker)
+    running = _int(item[3])
+    if running < 0 or (kind != SAMPLE and running):
+        raise CodecError("bad running count")
+    interval = _opt_num(item[2])
+    missed = _opt_int(item[7])
+    return Line(ts, kind, interval, running, bool(_int(item[4])), _opt_str(item[5]), _opt_time(item[6]), missed)
+
+
+def _groups(value: Any) -> dict[str, GroupState]:
+    found: dict[str, GroupState] = {}
+    for item in _list(value):
+        key, samples, active, example, sessions = _list(item)
+        ids = {_int(s) for s in _list(sessions)}
+        found[_str(key)] = GroupState(_int(samples), _int(active), _opt_str(example), ids)
+    return found
+
+
+def _pending(pending: Pending | None, dims: tuple[str, ...]) -> list[Any] | None:
+    if pending is None:
+        return None
+    counts = {dim: pending.counts.get(dim, {}) for dim in dims}
+    return [us(pending.ts), pending.interval_ms, counts, pending.running]
+
+
+def _unpending(value: Any, dims: tuple[str, ...]) -> Pending | None:
+    if value is None:
+        return None
+    ts, interval, counts, running = _list(value)
+    raw = _dict(counts)
+    parsed = {dim: {_str(k): _int(v) for k, v in _dict(raw[dim]).items()} for dim in dims}
+    return Pending(from_us(ts), _opt_int(interval), parsed, _int(running))
+
+
+# --- executions ---------------------------------------------------------------------------------------------
+
+
+def _stitch(part: StitchPart) -> dict[str, Any]:
+    table: list[Execution] = part.executions()
+    where = {id(e): i for i, e in enumerate(table)}
+    return {
+        "cap": part.cap,
+        "first": us(part.first_ts),
+        "last": us(part.last_ts),
+        "executions": [_execution(e) for e in table],
+        "heads": [[where[id(e)], us(start)] for e, start in part.heads],
+        "open": [where[id(e)] for e in part.open],
+        "ended": [where[id(e)] for e in part.ended],
+        "ended_count": part.ended_count,
+    }
+
+
+def _execution(e: Execution) -> list[Any]:
+    s = e.last
+    return [e.session_id, e.info, us(e.started_at), us(e.first_seen), us(e.last_seen), e.sightings,
+            us(e.ended_before), us(e.last_start), s.user, s.host, s.db, s.command, s.state]  # fmt: skip
+
+
+def _unexecution(value: Any) -> Execution:
+    sid, info, started, first, last, sightings, ended, last_start, user, host, db, command, state = _list(value)
+    info = _opt_str(info)
+    session = Session(_int(sid), _opt_str(user), _opt_str(host), _opt_str(db), _opt_str(command), None,
+                      _opt_str(state), info)  # fmt: skip
+    return Execution(session.id, info, _opt_time(started), from_us(first), from_us(last), session, _int(sightings),
+                     _opt_time(ended), _opt_time(last_start))  # fmt: skip
+
+
+def _unstitch(value: Any) -> StitchPart:
+    obj = _dict(value)
+    table = [_unexecution(item) for item in _list(obj["executions"])]
+    heads = []
+    for item in _list(obj["heads"]):
+        position, start = _list(item)
+        heads.append((_index(position, table), _opt_time(start)))
+    cap = _int(obj["cap"])
+    if cap < 1:
+        raise CodecError("bad cap")
+    return StitchPart(
+        cap=cap,
+        first_ts=_opt_time(obj["first"]),
+        last_ts=_opt_time(obj["last"]),
+        heads=heads,
+        open=[_index(i, table) for i in _list(obj["open"])],
+        ended=[_index(i, table) for i in _list(obj["ended"])],
+        ended_count=_int(obj["ended_count"]),
+    )
+
+
+# --- lock-wait episodes -------------------------------------------------------------------------------------
+
+
+def _identity(who: BlockerIdentity | None) -> list[Any] | None:
+    return None if who is None else [who.session, who.user, who.host, us(who.trx_started)]
+
+
+def _unidentity(value: Any) -> BlockerIdentity:
+    session, user, host, trx = _list(value)
+    return BlockerIdentity(_int(session), _opt_str(user), _opt_str(host), _opt_time(trx))
+
+
+def _episode(e: Episode) -> list[Any]:
+    return [
+        _identity(e.root), _identity(e.current), us(e.first_seen), us(e.last_seen), us(e.previous_sample),
+        us(e.next_sample), e.samples, e.waiter_ms, e.peak_waiters, sorted(e.waiters), sorted(e.kinds),
+        sorted(e.objects), sorted(e.hows), e.crosses_gap, e.first_trx_age, e.last_trx_age, e.command, e.idle,
+        e.state, e.info, e.trx_state, e.rows_locked, e.longest_wait, e.root_seen,
+    ]  # fmt: skip
+
+
+def _unepisode(value: Any) -> Episode:
+    items = _list(value)
+    root, current, first, last, previous, following, samples, waiter_ms, peak, waiters, kinds, objects = items[:12]
+    hows, crosses, first_age, last_age, command, idle, state, info, trx_state, rows, longest, root_seen = items[12:]
+    return Episode(
+        root=_unidentity(root),
+        first_seen=from_us(first),
+        last_seen=from_us(last),
+        previous_sample=_opt_time(previous),
+        next_sample=_opt_time(following),
+        samples=_int(samples),
+        waiter_ms=_int(waiter_ms),
+        peak_waiters=_int(peak),
+        waiters={_int(w) for w in _list(waiters)},
+        kinds={_str(k) for k in _list(kinds)},
+        objects={_str(o) for o in _list(objects)},
+        hows={_str(h) for h in _list(hows)},
+        crosses_gap=_bool(crosses),
+        first_trx_age=_opt_num(first_age),
+        last_trx_age=_opt_num(last_age),
+        command=_opt_str(command),
+        idle=_bool(idle),
+        state=_opt_str(state),
+        info=_opt_str(info),
+        trx_state=_opt_str(trx_state),
+        rows_locked=_opt_num(rows),
+        longest_wait=_num(longest),
+        root_seen=_bool(root_seen),
+        current=None if current is None else _unidentity(current),
+    )
+
+
+def _episodes(part: EpisodePart) -> dict[str, Any]:
+    table: list[Episode] = []
+    where: dict[int, int] = {}
+    for episode in (*part.heads, *part.open, *part.done):
+        if id(episode) not in where:
+            where[id(episode)] = len(table)
+            table.append(episode)
+    pending = None
+    if part.pending is not None:
+        ts, weight, weights = part.pending
+        pending = [us(ts), weight, [[where[id(e)], n] for e, n in weights]]
+    return {
+        "first": us(part.first_ts),
+        "last": us(part.last_ts),
+        "last_interval": part.last_interval,
+        "episodes": [_episode(e) for e in table],
+        "heads": [where[id(e)] for e in part.heads],
+        "open": [where[id(e)] for e in part.open],
+        "done": [where[id(e)] for e in part.done],
+        "pending": pending,
+        "leading_gap": part.leading_gap,
+        "trailing_gap": part.trailing_gap,
+    }
+
+
+def _unepisodes(value: Any) -> EpisodePart:
+    obj = _dict(value)
+    table = [_unepisode(item) for item in _list(obj["episodes"])]
+    pending = None
+    if obj["pending"] is not None:
+        ts, weight, weights = _list(obj["pending"])
+        pairs = []
+        for item in _list(weights):
+            position, count = _list(item)
+            pairs.append((_index(position, table), _int(count)))
+        pending = (from_us(ts), _int(weight), pairs)
+    return EpisodePart(
+        first_ts=_opt_time(obj["first"]),
+        last_ts=_opt_time(obj["last"]),
+        last_interval=_opt_num(obj["last_interval"]),
+        heads=[_index(i, table) for i in _list(obj["heads"])],
+        open=[_index(i, table) for i in _list(obj["open"])],
+        done=[_index(i, table) for i in _list(obj["done"])],
+        pending=pending,
+        leading_gap=_bool(obj["leading_gap"]),
+        trailing_gap=_bool(obj["trailing_gap"]),
+    )
+
+
+# --- counters -----------------------------------------------------------------------------------------------
+
+
+def _range(found: Range) -> list[Any]:
+    values = [found.count, found.total, found.low, found.high]
+    if isinstance(found, RateRange):
+        values.append(found.ms)
+    return values
+
+
+def _unrange(value: Any, *, rate: bool) -> Range:
+    items = _list(value)
+    count, total, low, high = _int(items[0]), _num(items[1]), _num(items[2]), _num(items[3])
+    if count < 1 or low > high:
+        raise CodecError("bad range")
+    if rate:
+        ms = _int(items[4])
+        if ms < 1:
+            raise CodecError("bad rate range")
+        return RateRange(count, total, low, high, ms)
+    return Range(count, total, low, high)
+
+
+def _reading(reading: tuple[datetime, dict[str, float]] | None) -> list[Any] | None:
+    return None if reading is None else [us(reading[0]), reading[1]]
+
+
+def _unreading(value: Any) -> tuple[datetime, dict[str, float]] | None:
+    if value is None:
+        return None
+    ts, status = _list(value)
+    return from_us(ts), {_str(k): _num(v) for k, v in _dict(status).items()}
+
+
+def _counters(part: CounterPart) -> dict[str, Any]:
+    summary = part.summary
+    return {
+        "cell_seconds": summary.cell_seconds,
+        "resets": summary.resets,
+        "cells": [
+            [index, {n: _range(r) for n, r in cell.gauges.items()}, {n: _range(r) for n, r in cell.rates.items()}]
+            for index, cell in sorted(summary.cells.items())
+        ],
+        "first": _reading(part.first),
+        "head_break": part.head_break,
+        "tail": _reading(part.tail),
+        "tail_break": part.tail_break,
+    }
+
+
+def _uncounters(value: Any) -> CounterPart:
+    obj = _dict(value)
+    cell_seconds = _int(obj["cell_seconds"])
+    if cell_seconds < 1:
+        raise CodecError("bad cell size")
+    cells: dict[int, Cell] = {}
+    for item in _list(obj["cells"]):
+        index, gauges, rates = _list(item)
+        cells[_int(index)] = Cell(
+            {_str(n): _unrange(r, rate=False) for n, r in _dict(gauges).items()},
+            {_str(n): _rate(r) for n, r in _dict(rates).items()},
+        )
+    summary = CounterSummary(cell_seconds=cell_seconds, cells=cells, resets=_int(obj["resets"]))
+    return CounterPart(
+        summary,
+        first=_unreading(obj["first"]),
+        head_break=_bool(obj["head_break"]),
+        tail=_unreading(obj["tail"]),
+        tail_break=_bool(obj["tail_break"]),
+    )
+
+
+def _rate(value: Any) -> RateRange:
+    found = _unrange(value, rate=True)
+    assert isinstance(found, RateRange)
+    return found

@@ -1,0 +1,671 @@
+"""Rollups: the summary of each hour, kept beside its partition (``HH.rollup.json.zst``), so that a window over
+days reads minutes of raw rows, not days (docs/archive-format.md, "Rollups").
+
+A rollup holds :class:`~plsnap.partial.Partial` parts: one per 5-minute slice and, for a finished hour, one
+for the whole hour. It says what it was built from (the partition's size and a digest of the bytes before that
+size, the damaged files beside it, the format and fingerprint versions) and how far it covers; a rollup that no
+longer matches its partition is stale and ignored. Rollups are derived data: the raw partition stays the truth,
+and any answer read through rollups equals the full scan of the raw rows.
+
+This module reads and writes rollup files, builds them from raw rows (``plsnap reindex``), keeps the live
+hour's rollup as the daemon writes (:class:`Keeper`), and finds the valid rollups of an archive for readers
+(:class:`Rollups`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+import zstandard
+
+from plsnap.archive.format import FrameIndex, PartitionDecoder, parse_line, ts_prefix
+from plsnap.archive.fs import SafeDir
+from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_name
+from plsnap.archive.reader import ArchiveReader
+from plsnap.errors import ArchiveError
+from plsnap.fingerprint import FINGERPRINT_VERSION
+from plsnap.model import Snapshot, format_ts, parse_ts
+from plsnap.partial import DIMENSIONS, Partial, PartialBuilder, join
+from plsnap.partial_codec import CodecError, decode, encode
+
+log = structlog.get_logger("plsnap")
+
+KIND = "plsnap-rollup"
+VERSION = 1
+SLICE = timedelta(minutes=5)
+#: The longest executions each part keeps (``window --top`` above this reads raw rows when parts were cut).
+CAP = 50
+#: Bytes before the covered size that the digest checks.
+TAIL_BYTES = 4096
+MAX_FILE_BYTES = 64 * 2**20
+MAX_DECODED_BYTES = 512 * 2**20
+LIVE_LEVEL = 3
+FINAL_LEVEL = 9
+_DCTX = zstandard.ZstdDecompressor(max_window_size=2**27)
+
+
+class RollupError(ValueError):
+    """A rollup file that is not one plsnap wrote (foreign, corrupt, or of another version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What a rollup was built from, and what it covers.
+
+    ``size``: bytes of the partition file it summarizes (lines after it are not in the rollup); ``tail``: the
+    SHA-256 of the ``TAIL_BYTES`` before ``size``; ``covered_until``: the slices cover ``[hour, covered_until)``;
+    ``first_ts``/``last_ts``: the first and last ``ts`` of any line in those bytes; ``damaged``: the damaged
+    files beside the partition, with their sizes; ``problems``: the damage a reader of those bytes reports.
+    """
+
+    hour: datetime
+    partition: str
+    size: int
+    tail: str
+    covered_until: datetime
+    first_ts: datetime | None
+    last_ts: datetime | None
+    damaged: tuple[tuple[str, int], ...] = ()
+    problems: tuple[str, ...] = ()
+    built_by: str = "daemon"
+
+    @property
+    def complete(self) -> bool:
+        """True when the rollup covers the whole hour."""
+        return self.covered_until >= self.hour + PARTITION_SPAN
+
+    def to_json(self) -> dict[str, Any]:
+        """The header line's object."""
+        return {
+            "kind": KIND,
+            "v": VERSION,
+            "fingerprint_v": FINGERPRINT_VERSION,
+            "hour": format_ts(self.hour),
+            "partition": self.partition,
+            "size": self.size,
+            "tail": self.tail,
+            "covered_until": format_ts(self.covered_until),
+            "first_ts": format_ts(self.first_ts) if self.first_ts else None,
+            "last_ts": format_ts(self.last_ts) if self.last_ts else None,
+            "damaged": [list(item) for item in self.damaged],
+            "problems": list(self.problems),
+            "built_by": self.built_by,
+            "slice_seconds": int(SLICE.total_seconds()),
+            "cap": CAP,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Header:
+        """Parse a header line; RollupError when it is not one plsnap writes in this version."""
+        if not isinstance(value, dict) or value.get("kind") != KIND:
+            raise RollupError("not a plsnap rollup")
+        if value.get("v") != VERSION:
+            raise RollupError(f"rollup format version {value.get('v')!r} (this plsnap reads {VERSION})")
+        if value.get("fingerprint_v") != FINGERPRINT_VERSION:
+            raise RollupError("built with another fingerprint version")
+        if value.get("slice_seconds") != int(SLICE.total_seconds()) or value.get("cap") != CAP:
+            raise RollupError("built with other slice settings")
+        try:
+            damaged = tuple((_text(name), _count(size)) for name, size in value["damaged"])
+            return cls(
+                hour=parse_ts(_text(value["hour"])),
+                partition=_text(value["partition"]),
+                size=_count(value["size"]),
+                tail=_text(value["tail"]),
+                covered_until=parse_ts(_text(value["covered_until"])),
+                first_ts=_opt_ts(value["first_ts"]),
+                last_ts=_opt_ts(value["last_ts"]),
+                damaged=damaged,
+                problems=tuple(_text(p) for p in value["problems"]),
+                built_by=_text(value.get("built_by", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RollupError(f"malformed rollup header ({type(exc).__name__})") from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 4096:
+        raise ValueError("not a short string")
+    return value
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError("not a count")
+    return value
+
+
+def _opt_ts(value: Any) -> datetime | None:
+    return None if value is None else parse_ts(_text(value))
+
+
+@dataclass(slots=True)
+class Rollup:
+    """A rollup file read back: its header, and its parts (decoded when asked for)."""
+
+    header: Header
+    hour: Any = None
+    slices: dict[datetime, Any] = field(default_factory=dict)
+
+    def hour_part(self, dims: Iterable[str]) -> Partial | None:
+        """The whole hour's part (only for complete rollups), with the groups of ``dims``."""
+        return None if self.hour is None else _decoded(self.hour, dims)
+
+    def slice_part(self, start: datetime, dims: Iterable[str]) -> Partial | None:
+        """The part of the slice starting at ``start``; an empty part for a covered slice without lines, None for
+        a slice the rollup does not cover."""
+        value = self.slices.get(start)
+        if value is not None:
+            return _decoded(value, dims)
+        if self.header.hour <= start and start + SLICE <= self.header.covered_until:
+            return Partial(tuple(dims), groups={d: {} for d in dims})
+        return None
+
+
+def _decoded(value: Any, dims: Iterable[str]) -> Partial:
+    try:
+        return decode(value, tuple(dims))
+    except CodecError as exc:
+        raise RollupError(str(exc)) from None
+
+
+def encode_file(header: Header, hour: Partial | None, slices: Iterable[tuple[datetime, Partial]], level: int) -> bytes:
+    """The compressed rollup file: a header line, the hour's part (when given), one line per slice."""
+    lines = [orjson.dumps(header.to_json())]
+    if hour is not None:
+        lines.append(orjson.dumps({"part": "hour", "start": format_ts(header.hour), "data": encode(hour)}))
+    lines += [
+        orjson.dumps({"part": "slice", "start": format_ts(start), "data": encode(part)}) for start, part in slices
+    ]
+    content = b"\n".join(lines) + b"\n"
+    return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(content)
+
+
+def decode_file(data: bytes) -> Rollup:
+    """Parse a rollup file (parts stay encoded); RollupError for anything plsnap did not write."""
+    if len(data) > MAX_FILE_BYTES:
+        raise RollupError("rollup file too large")
+    try:
+        content = _DCTX.decompress(data, max_output_size=MAX_DECODED_BYTES)
+    except zstandard.ZstdError as exc:
+        raise RollupError(f"undecodable ({exc})") from None
+    rows = content.split(b"\n")
+    header = Header.from_json(parse_line(rows[0]))
+    rollup = Rollup(header)
+    for row in rows[1:]:
+        if not row:
+            continue
+        value = parse_line(row)
+        if value is None or value.get("part") not in ("hour", "slice") or not isinstance(value.get("data"), dict):
+            raise RollupError("malformed rollup line")
+        try:
+            start = parse_ts(_text(value.get("start")))
+        except ValueError:
+            raise RollupError("malformed slice start") from None
+        if value["part"] == "hour":
+            rollup.hour = value["data"]
+        elif not _on_slice_grid(start, header):
+            raise RollupError("slice outside its hour")
+        else:
+            rollup.slices[start] = value["data"]
+    return rollup
+
+
+def _on_slice_grid(start: datetime, header: Header) -> bool:
+    offset = (start - header.hour) / SLICE
+    return offset == int(offset) and header.hour <= start and start + SLICE <= header.covered_until
+
+
+def digest(data: bytes) -> str:
+    """The ``tail`` digest of the bytes before a covered size."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def slice_start(moment: datetime) -> datetime:
+    """The start of the 5-minute slice holding ``moment``."""
+    base = hour_start(moment)
+    return base + SLICE * ((moment - base) // SLICE)
+
+
+# --- building from raw rows -------------------------------------------------------------------------------
+
+
+def build_from_raw(
+    instance_dir: Path, partition: Partition, *, now: datetime, built_by: str = "reindex"
+) -> tuple[Header, Partial | None, list[tuple[datetime, Partial]]]:
+    """Build a partition's rollup from its raw rows, as readers see them: every slice up to the last whole one
+    before ``now`` (all of them once the hour is over), and the hour's part when the hour is over."""
+    with ArchiveReader(instance_dir) as reader:
+        return _build_from_raw(reader, partition, now=now, built_by=built_by)
+
+
+def _build_from_raw(
+    reader: ArchiveReader, partition: Partition, *, now: datetime, built_by: str
+) -> tuple[Header, Partial | None, list[tuple[datetime, Partial]]]:
+    folder = reader.directory().subdir(partition.date_name)
+    with folder:
+        size, _ = folder.read_range(partition.path.name, 0, 0) if partition.has_main else (0, b"")
+        damaged = tuple((name, folder.read_range(name, 0, 0)[0]) for name in partition.damaged)
+        tail = folder.read_range(partition.path.name, max(0, size - TAIL_BYTES), TAIL_BYTES)[1] if size else b""
+    hour_over = now >= partition.end
+    covered_until = partition.end if hour_over else max(partition.start, slice_start(now))
+    slices = []
+    start = partition.start
+    while start < covered_until:
+        snapshots = reader.iter_snapshots(start, start + SLICE, include_idle=False)
+        part = _build(snapshots)
+        if part.lines:
+            slices.append((start, part))
+        start += SLICE
+    files = tuple(str(path) for path in partition.paths)
+    problems = tuple(p for p in reader.problems if p.startswith(files) or p.startswith(f"{reader.instance_dir}: "))
+    header = Header(
+        hour=partition.start,
+        partition=partition.path.name,
+        size=size,
+        tail=digest(tail),
+        covered_until=covered_until,
+        first_ts=reader.partition_first(partition),
+        last_ts=reader.partition_last(partition),
+        damaged=damaged,
+        problems=problems,
+        built_by=built_by,
+    )
+    hour = join((p for _, p in slices), DIMENSIONS, cap=CAP) if hour_over else None
+    return header, hour, slices
+
+
+def _build(snapshots: Iterable[Snapshot]) -> Partial:
+    builder = PartialBuilder(DIMENSIONS, cap=CAP)
+    for snapshot in snapshots:
+        builder.feed(snapshot)
+    return builder.finish()
+
+
+def write(folder: SafeDir, header: Header, hour: Partial | None, slices: Iterable[tuple[datetime, Partial]],
+          *, level: int = FINAL_LEVEL) -> int:  # fmt: skip
+    """Write a rollup beside its partition (temp file, fsync, rename); returns its size in bytes."""
+    data = encode_file(header, hour, slices, level)
+    folder.atomic_write(rollup_name(header.partition), data)
+    return len(data)
+
+
+# --- readers ----------------------------------------------------------------------------------------------
+
+
+class Rollups:
+    """The valid rollups of one archive, found beside the partitions or in a cache directory (for archives
+    that are read-only), checked against their partitions once per reader. Stale and unreadable ones are
+    ignored; each unreadable one is reported once as a reader problem."""
+
+    def __init__(self, reader: ArchiveReader, *, cache: Path | None = None) -> None:
+        self.reader = reader
+        self.cache = cache
+        self._found: dict[Path, Rollup | None] = {}
+        self.stale: list[tuple[Partition, str]] = []
+
+    def get(self, partition: Partition) -> Rollup | None:
+        """The partition's valid rollup, or None."""
+        if partition.path not in self._found:
+            self._found[partition.path] = self._load(partition)
+        return self._found[partition.path]
+
+    def _load(self, partition: Partition) -> Rollup | None:
+        reason = "no rollup"
+        for folder in self._folders(partition):
+            with folder:
+                try:
+                    data = folder.read_bytes(partition.rollup_name, limit=MAX_FILE_BYTES + 1)
+                except FileNotFoundError:
+                    continue
+                except (OSError, ArchiveError) as exc:
+                    self.reader.report(f"{folder.child_path(partition.rollup_name)}: unreadable rollup ignored ({exc})")
+                    continue
+                try:
+                    rollup = decode_file(data)
+                except RollupError as exc:
+                    self.reader.report(f"{folder.child_path(partition.rollup_name)}: rollup ignored: {exc}")
+                    continue
+            problem = self._check(rollup, partition)
+            if problem is None:
+                return rollup
+            reason = problem
+        self.stale.append((partition, reason))
+        return None
+
+    def last_ts(self, partition: Partition, rollup: Rollup) -> datetime | None:
+        """The partition's last ``ts``: the rollup's, or a later one among lines added after it was built."""
+        header = rollup.header
+        last = header.last_ts
+        with self.reader.directory().subdir(partition.date_name) as folder:
+            size, _ = folder.read_range(partition.path.name, 0, 0)
+            if size <= header.size:
+                return last
+            _, rest = folder.read_range(partition.path.name, header.size, size - header.size)
+        low, high = format_ts(partition.start).encode(), format_ts(partition.end).encode()
+        for chunk in PartitionDecoder(rest).chunks():
+            for line in chunk.split(b"\n"):
+                prefix = ts_prefix(line[:48])
+                if prefix is not None and low <= prefix < high:
+                    moment = parse_ts(prefix.decode())
+                    last = moment if last is None else max(last, moment)
+        return last
+
+    def _folders(self, partition: Partition) -> Iterator[SafeDir]:
+        with contextlib.suppress(FileNotFoundError, ArchiveError):
+            yield self.reader.directory().subdir(partition.date_name)
+        if self.cache is not None:
+            with contextlib.suppress(FileNotFoundError, ArchiveError, OSError):
+                root = SafeDir.open_root(self.cache, writable=False)
+                with root, root.subdir(self.reader.instance) as instance:
+                    folder = instance.subdir(partition.date_name)
+                yield folder
+
+    def _check(self, rollup: Rollup, partition: Partition) -> str | None:  # noqa: PLR0911 - one reason per check
+        """Why the rollup does not describe the partition as it is now (None when it does)."""
+        header = rollup.header
+        if header.hour != partition.start or header.partition != partition.path.name:
+            return "it names another partition"
+        try:
+            folder = self.reader.directory().subdir(partition.date_name)
+        except (FileNotFoundError, ArchiveError):
+            return "the partition is unreadable"
+        with folder:
+            try:
+                damaged = tuple((name, folder.read_range(name, 0, 0)[0]) for name in partition.damaged)
+                if damaged != header.damaged:
+                    return "the damaged files beside the partition changed"
+                if not partition.has_main:
+                    return None if header.size == 0 else "the partition file is gone"
+                start = max(0, header.size - TAIL_BYTES)
+                size, tail = folder.read_range(partition.path.name, start, header.size - start)
+                if size < header.size or digest(tail) != header.tail:
+                    return "the partition changed since the rollup was built"
+                if size > header.size:
+                    _, rest = folder.read_range(partition.path.name, header.size, size - header.size)
+                    if not _all_after(rest, header.covered_until):
+                        return "lines were added to a span the rollup covers"
+            except (OSError, ArchiveError) as exc:
+                return f"the partition is unreadable ({exc})"
+        return None
+
+
+def _all_after(data: bytes, covered_until: datetime) -> bool:
+    """True when every line in ``data`` (frames appended after a rollup was built) has ``ts >= covered_until``."""
+    bound = format_ts(covered_until).encode()
+    early = False
+
+    def want(index: FrameIndex) -> bool:
+        nonlocal early
+        if index.min_ts and index.min_ts.encode() < bound:
+            early = True
+        return False
+
+    decoder = PartitionDecoder(data, want=want)
+    for chunk in decoder.chunks():
+        for line in chunk.split(b"\n"):
+            prefix = ts_prefix(line[:48])
+            if line and (prefix is None or prefix < bound):
+                return False
+    return not early and not decoder.junk and not decoder.bad_indexes
+
+
+# --- the daemon's live rollup -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Hour:
+    start: datetime
+    date_name: str
+    file_name: str
+    usable: bool
+    opened: int
+    slices: list[tuple[datetime, Partial]] = field(default_factory=list)
+    encoded: dict[datetime, bytes] = field(default_factory=dict)
+    builder: PartialBuilder | None = None
+    slot: datetime | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    why_not: str = ""
+
+
+class Keeper:
+    """Keeps the rollup of the hour the daemon is writing: fed every line the writer appended, it closes a
+    slice when a line of the next slice comes, and writes the rollup each time the writer closes a frame (so the
+    recorded size always falls between frames). At rotation and shutdown it writes the hour's final rollup.
+
+    An hour the keeper did not see from its start (the daemon started in mid-hour, or the hour's file was set
+    aside as damaged) is rebuilt from raw rows once the hour is over, in a background thread (``rebuild``).
+    Failures are logged and never stop the capture.
+    """
+
+    def __init__(self, directory: SafeDir, *, rebuild: Callable[[datetime], None] | None = None) -> None:
+        self.directory = directory
+        self.rebuild = rebuild
+        self.hour: _Hour | None = None
+        self.written = 0
+        self.failures = 0
+
+    def feed(self, snapshot: Snapshot, *, opened: int, fresh: bool, frames: list[tuple[str, str, int]]) -> None:
+        """After the writer appended ``snapshot``'s line: ``opened`` counts the writer's file openings and
+        ``fresh`` says whether the last file it opened was new, ``frames`` the (date, file, size) of the frames it
+        closed meanwhile."""
+        try:
+            self._feed(snapshot, opened=opened, fresh=fresh, frames=frames)
+        except Exception as exc:  # a rollup is derived data: it must never stop the capture
+            self._failed(exc)
+
+    def _feed(self, snapshot: Snapshot, *, opened: int, fresh: bool, frames: list[tuple[str, str, int]]) -> None:
+        ts = snapshot.ts
+        start = hour_start(ts)
+        hour = self.hour
+        if hour is not None and hour.start != start:
+            self._finish_hour(hour, frames)
+            hour = None
+        if hour is None:
+            date_name, file_name = start.strftime("%Y-%m-%d"), f"{start:%H}.jsonl.zst"
+            why = "" if fresh else "the daemon started in mid-hour"
+            hour = self.hour = _Hour(start, date_name, file_name, fresh, opened, why_not=why)
+        elif opened != hour.opened:
+            hour.opened = opened
+            if fresh:
+                hour.usable, hour.why_not = False, "the hour's file was set aside as damaged"
+        if hour.last_ts is not None and ts < hour.last_ts:
+            hour.usable, hour.why_not = False, "lines out of order (the clock went back)"
+        slot = slice_start(ts)
+        if hour.builder is not None and hour.slot != slot:
+            self._close_slice(hour)
+        for date_name, file_name, size in frames:
+            if (date_name, file_name) == (hour.date_name, hour.file_name) and hour.usable:
+                self._write(hour, size, covered_until=slot)
+        if hour.builder is None:
+            hour.builder, hour.slot = PartialBuilder(DIMENSIONS, cap=CAP), slot
+        hour.builder.feed(snapshot)
+        hour.first_ts = min(hour.first_ts or ts, ts)
+        hour.last_ts = max(hour.last_ts or ts, ts)
+
+    def close(self, frames: list[tuple[str, str, int]]) -> None:
+        """At shutdown, after the writer closed its partition: write what the hour's rollup covers."""
+        try:
+            hour = self.hour
+            if hour is None:
+                return
+            for date_name, file_name, size in frames:
+                if (date_name, file_name) == (hour.date_name, hour.file_name) and hour.usable and hour.slot:
+                    covered = hour.slot
+                    self._write(hour, size, covered_until=covered)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _close_slice(self, hour: _Hour) -> None:
+        assert hour.builder is not None and hour.slot is not None
+        part = hour.builder.finish()
+        if part.lines:
+            hour.slices.append((hour.slot, part))
+        hour.builder, hour.slot = None, None
+
+    def _finish_hour(self, hour: _Hour, frames: list[tuple[str, str, int]]) -> None:
+        if hour.builder is not None:
+            self._close_slice(hour)
+        final = next((size for d, f, size in frames if (d, f) == (hour.date_name, hour.file_name)), None)
+        if hour.usable and final is not None:
+            self._write(hour, final, covered_until=hour.start + PARTITION_SPAN, final=True)
+            return
+        log.info("rollup left to rebuild from raw rows", hour=format_ts(hour.start), reason=hour.why_not or "no size")
+        if self.rebuild is not None:
+            self.rebuild(hour.start)
+
+    def _write(self, hour: _Hour, size: int, *, covered_until: datetime, final: bool = False) -> None:
+        slices = [(s, p) for s, p in hour.slices if s + SLICE <= covered_until]
+        with self.directory.subdir(hour.date_name) as folder:
+            start = max(0, size - TAIL_BYTES)
+            actual, tail = folder.read_range(hour.file_name, start, size - start)
+            if actual < size:
+                raise ArchiveError(f"{folder.child_path(hour.file_name)} is shorter than the writer said")
+            header = Header(
+                hour=hour.start,
+                partition=hour.file_name,
+                size=size,
+                tail=digest(tail),
+                covered_until=covered_until,
+                first_ts=hour.first_ts,
+                last_ts=hour.last_ts,
+                built_by="daemon",
+            )
+            part = join((p for _, p in slices), DIMENSIONS, cap=CAP) if final else None
+            self.written += write(folder, header, part, slices, level=FINAL_LEVEL if final else LIVE_LEVEL)
+        if self.failures:
+            log.info("rollups written again", after_failures=self.failures)
+            self.failures = 0
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            log.warning("rollup not written (readers use the raw rows)", error=f"{type(exc).__name__}: {exc}")
+
+
+def rebuild_in_background(instance_dir: Path, *, now: Callable[[], datetime]) -> Callable[[datetime], None]:
+    """A ``Keeper.rebuild`` that rebuilds one hour's rollup from raw rows in a thread of its own."""
+
+    def start(hour: datetime) -> None:
+        thread = threading.Thread(target=_rebuild, args=(instance_dir, hour, now), name="plsnap-rollup", daemon=True)
+        thread.start()
+
+    return start
+
+
+def _rebuild(instance_dir: Path, hour: datetime, now: Callable[[], datetime]) -> None:
+    try:
+        with ArchiveReader(instance_dir) as reader:
+            partition = next((p for p in reader.partitions() if p.start == hour), None)
+        if partition is None:
+            return
+        header, part, slices = build_from_raw(instance_dir, partition, now=now(), built_by="daemon")
+        with SafeDir.open_root(instance_dir, writable=True) as root, root.subdir(partition.date_name) as folder:
+            write(folder, header, part, slices)
+        log.info("rollup rebuilt from raw rows", hour=format_ts(hour))
+    except Exception as exc:  # a background rebuild must never take the daemon down
+        log.warning("rollup rebuild failed (run plsnap reindex)", hour=format_ts(hour), error=str(exc))
+
+
+def utc_now() -> datetime:
+    """Now, UTC."""
+    return datetime.now(UTC)
+
+
+# --- plsnap reindex ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reindexed:
+    """What ``reindex`` did for one partition: ``built``, ``current`` (a valid rollup exists) or ``skipped``."""
+
+    partition: Partition
+    action: str
+    reason: str
+    bytes: int = 0
+
+
+def reindex(
+    instance_dir: Path,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    cache: Path | None = None,
+    force: bool = False,
+    now: datetime | None = None,
+) -> list[Reindexed]:
+    """Build the rollups that are missing or stale, for every finished hour in ``[start, end)``: beside the
+    partitions, or under ``cache`` (``<cache>/<instance>/<date>/``) for an archive that is read-only."""
+    moment = now or utc_now()
+    done: list[Reindexed] = []
+    with ArchiveReader(instance_dir) as reader:
+        rollups = Rollups(reader, cache=cache)
+        for partition in reader.partitions():
+            if (start is not None and partition.end <= start) or (end is not None and partition.start >= end):
+                continue
+            if moment < partition.end:
+                done.append(Reindexed(partition, "skipped", "the hour is not over (a running daemon keeps it)"))
+                continue
+            found = rollups.get(partition)
+            if not force and found is not None and found.header.complete:
+                done.append(Reindexed(partition, "current", "a valid rollup exists"))
+                continue
+            stale = next((why for p, why in rollups.stale if p.path == partition.path), "forced")
+            if found is not None and not force:
+                stale = "the rollup covers only part of the hour (the daemon stopped in it)"
+            header, part, slices = build_from_raw(instance_dir, partition, now=moment)
+            with _target(instance_dir, partition, cache) as folder:
+                try:
+                    size = write(folder, header, part, slices)
+                except (OSError, ArchiveError) as exc:
+                    hint = "" if cache else "; for a read-only archive use --cache DIR"
+                    raise ArchiveError(f"cannot write the rollup of {partition.path}: {exc}{hint}") from None
+            done.append(Reindexed(partition, "built", stale, size))
+    return done
+
+
+def _target(instance_dir: Path, partition: Partition, cache: Path | None) -> SafeDir:
+    """The folder a rebuilt rollup goes to (created in the cache)."""
+    try:
+        if cache is None:
+            with SafeDir.open_root(instance_dir, writable=True) as root:
+                return root.subdir(partition.date_name)
+        with (
+            SafeDir.open_root(cache, writable=True, create=True) as root,
+            root.subdir(instance_dir.name, create=True) as instance,
+        ):
+            return instance.subdir(partition.date_name, create=True)
+    except PermissionError as exc:
+        raise ArchiveError(
+            f"cannot write rollups under {cache or instance_dir} ({exc.strerror}); for a read-only archive use "
+            "--cache DIR"
+        ) from None
+
+
+def forget(instance_dir: Path, partitions: Iterable[Partition]) -> list[Path]:
+    """Remove the rollups of ``partitions`` (found damaged by ``verify``) that were built before the damage (they
+    record no problem): a rollup must answer like the raw rows. Returns the rollups removed; raises ArchiveError
+    or OSError when the archive cannot be written."""
+    removed = []
+    with SafeDir.open_root(instance_dir, writable=True) as root:
+        for partition in partitions:
+            if partition.rollup is None:
+                continue
+            with contextlib.suppress(FileNotFoundError), root.subdir(partition.date_name) as folder:
+                try:
+                    recorded = decode_file(folder.read_bytes(partition.rollup, MAX_FILE_BYTES + 1)).header.problems
+                except RollupError:
+                    recorded = ()
+                if not recorded and folder.unlink(partition.rollup):
+                    removed.append(folder.child_path(partition.rollup))
+    return removed

@@ -1,0 +1,265 @@
+"""Rollup files: built by the daemon's keeper and by reindex, found and checked by readers, and never an answer
+that differs from the raw rows (docs/archive-format.md, "Rollups")."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from plsnap import query, retention
+from plsnap.archive.format import encode_line
+from plsnap.archive.layout import list_partitions
+from plsnap.archive.reader import ArchiveReader
+from plsnap.archive.writer import ArchiveWriter
+from plsnap.config import RetentionConfig
+from plsnap.model import Snapshot
+from plsnap.render import episode_json, window_json
+from plsnap.rollup import Keeper, Rollups, decode_file, reindex
+from tests.unit.test_partial import history
+
+DIMS = ("fingerprint", "user", "state")
+
+
+def lines_for(hours: float, seed: int = 7) -> list[Snapshot]:
+    """About ``hours`` of 10 s samples with gaps, cadence changes, locks and counters."""
+    rng = random.Random(seed)
+    steps = []
+    for _ in range(int(hours * 360)):
+        kind = rng.choice(["sample"] * 12 + ["gap", "span", "marker"])
+        changes = [(rng.randint(1, 6), rng.randint(0, 9)) for _ in range(rng.randint(0, 4))]
+        steps.append((10000, rng.randint(0, 40), kind, changes, rng.randint(0, 8)))
+    return history(steps)
+
+
+def write(root: Path, lines: list[Snapshot], *, keeper: bool = False, close: bool = True) -> ArchiveWriter:
+    """Write ``lines`` as the recorder does (with a rollup keeper when asked)."""
+    writer = ArchiveWriter(root, fsync=False)
+    kept = Keeper(writer.directory) if keeper else None
+    for line in lines:
+        writer.append(encode_line(line.to_record()), line.ts)
+        frames, writer.closed_frames = writer.closed_frames, []
+        if kept is not None:
+            kept.feed(line, opened=writer.opened, fresh=writer.fresh, frames=frames)
+    if close:
+        writer.close()
+        if kept is not None:
+            kept.close(writer.closed_frames)
+    return writer
+
+
+def answers(root: Path, start: datetime, end: datetime, *, by: str = "fingerprint", top: int = 5, **kw: object):
+    """(window JSON, locks JSON, reader problems, stale reasons) with rollups, and the same from raw rows."""
+    with ArchiveReader(root) as reader:
+        rollups = Rollups(reader, **kw)  # type: ignore[arg-type]
+        fast = window_json(query.window(reader, start, end, by=by, top=top, rollups=rollups))
+        fast_locks = [episode_json(e) for e in query.lock_episodes(reader, start, end, rollups=rollups)]
+        stale = [why for _, why in rollups.stale]
+        problems = reader.problems
+    with ArchiveReader(root) as reader:
+        slow = window_json(query.window(reader, start, end, by=by, top=top))
+        slow_locks = [episode_json(e) for e in query.lock_episodes(reader, start, end)]
+    assert fast == slow
+    assert fast_locks == slow_locks
+    return problems, stale
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Snapshot]]:
+    root = tmp_path_factory.mktemp("rollups") / "inst"
+    lines = lines_for(3.2)
+    write(root, lines)
+    done = reindex(root, now=lines[-1].ts + timedelta(hours=2))
+    assert {d.action for d in done} == {"built"}
+    return root, lines
+
+
+@pytest.mark.parametrize("by", DIMS)
+@pytest.mark.parametrize(
+    ("lead", "trail"),
+    [(0, 0), (17 * 60 + 3, -23 * 60), (-3600, 3600), (3600 - 600, -7200 + 300)],
+    ids=["all", "unaligned", "beyond-the-archive", "hour-edges"],
+)
+def test_window_through_rollups_equals_the_raw_scan(archive, by: str, lead: int, trail: int) -> None:
+    root, lines = archive
+    start = lines[0].ts.replace(minute=0, second=0, microsecond=0) + timedelta(seconds=lead)
+    end = lines[-1].ts + timedelta(seconds=trail)
+    problems, stale = answers(root, start, end, by=by)
+    assert not stale
+    assert not problems
+
+
+def test_reindex_skips_what_is_current_and_rebuilds_when_forced(archive) -> None:
+    root, lines = archive
+    again = reindex(root, now=lines[-1].ts + timedelta(hours=2))
+    assert {d.action for d in again} == {"current"}
+    forced = reindex(root, now=lines[-1].ts + timedelta(hours=2), force=True)
+    assert {d.action for d in forced} == {"built"}
+
+
+def test_an_unfinished_hour_is_left_to_the_daemon(tmp_path: Path) -> None:
+    lines = lines_for(0.5)
+    write(tmp_path / "inst", lines)
+    (done,) = reindex(tmp_path / "inst", now=lines[-1].ts)
+    assert done.action == "skipped"
+
+
+def test_keeper_rollups_answer_like_the_raw_rows(tmp_path: Path) -> None:
+    """The daemon's keeper writes a rollup at every frame close and at rotation; readers use them."""
+    root = tmp_path / "inst"
+    lines = lines_for(2.5, seed=11)
+    write(root, lines, keeper=True)
+    listing = list_partitions(root)
+    assert all(p.rollup for p in listing.partitions)
+    for part in listing.partitions[:-1]:
+        header = decode_file((part.path.parent / part.rollup).read_bytes()).header
+        assert header.complete and header.built_by == "daemon"
+    start = lines[0].ts + timedelta(minutes=7)
+    _, stale = answers(root, start, lines[-1].ts + timedelta(seconds=1))
+    assert not stale
+
+
+def test_crash_in_mid_hour_leaves_a_partial_rollup_and_reindex_completes_it(tmp_path: Path) -> None:
+    """kill -9 in mid-hour: the live rollup covers up to the last closed frame, the rest is read raw, and the
+    answers stay exact; reindex, once the hour is over, restores the whole hour's rollup."""
+    root = tmp_path / "inst"
+    lines = lines_for(1.6, seed=5)
+    writer = write(root, lines, keeper=True, close=False)
+    for fd in (writer._fd, writer._note_fd):
+        if fd is not None:
+            os.close(fd)
+    last = list_partitions(root).partitions[-1]
+    header = decode_file((last.path.parent / last.rollup).read_bytes()).header
+    assert not header.complete
+    _, stale = answers(root, lines[0].ts, lines[-1].ts + timedelta(seconds=1))
+    assert not stale
+    done = reindex(root, now=last.end + timedelta(minutes=1))
+    assert [d.action for d in done] == ["current", "built"]
+    assert decode_file((last.path.parent / last.rollup).read_bytes()).header.complete
+    answers(root, lines[0].ts, lines[-1].ts + timedelta(seconds=1))
+
+
+def test_lines_added_after_the_rollup_make_it_stale(tmp_path: Path) -> None:
+    """A partition appended to after its rollup was built (a writer back in that hour) is read raw."""
+    root = tmp_path / "inst"
+    lines = lines_for(1.2, seed=3)
+    write(root, lines)
+    first = list_partitions(root).partitions[0]
+    reindex(root, now=lines[-1].ts + timedelta(hours=2))
+    late = [line for line in lines_for(0.2, seed=9) if line.ts < first.start + timedelta(minutes=30)]
+    with ArchiveWriter(root, fsync=False) as writer:
+        for line in late:
+            moved = dataclasses.replace(line, ts=line.ts + timedelta(milliseconds=3))
+            writer.append(encode_line(moved.to_record()), moved.ts)
+    _, stale = answers(root, first.start, first.end + timedelta(minutes=30))
+    assert any("added to a span the rollup covers" in why for why in stale)
+
+
+def test_a_rewritten_partition_makes_its_rollup_stale(archive, tmp_path: Path) -> None:
+    root, lines = archive
+    copy = tmp_path / "inst"
+    copy.mkdir()
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    victim = list_partitions(copy).partitions[1].path
+    data = bytearray(victim.read_bytes())
+    data[-10] ^= 0x40
+    victim.write_bytes(bytes(data))
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["the partition changed since the rollup was built"]
+
+
+def test_a_damaged_file_set_aside_makes_the_rollup_stale(archive, tmp_path: Path) -> None:
+    root, lines = archive
+    copy = tmp_path / "inst"
+    copy.mkdir()
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    second = list_partitions(copy).partitions[1]
+    (second.path.parent / (second.path.name + ".damaged")).write_bytes(b"\x28\xb5\x2f\xfd junk")
+    problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["the damaged files beside the partition changed"]
+    assert any(".damaged" in p for p in problems), "the damage itself is still reported"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not zstd at all", b"\x28\xb5\x2f\xfd\x00\x00", None],
+    ids=["garbage", "truncated-zstd", "foreign-json"],
+)
+def test_a_foreign_or_corrupt_rollup_is_ignored_with_one_warning(archive, tmp_path: Path, content) -> None:
+    import zstandard
+
+    root, lines = archive
+    copy = tmp_path / "inst"
+    copy.mkdir()
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    part = list_partitions(copy).partitions[0]
+    bad = content if content is not None else zstandard.compress(b'{"kind":"something-else"}\n')
+    (part.path.parent / part.rollup).write_bytes(bad)
+    problems, _ = answers(copy, lines[0].ts, lines[-1].ts)
+    assert len([p for p in problems if "rollup ignored" in p]) == 1, problems
+
+
+def test_a_symlinked_rollup_is_never_followed(archive, tmp_path: Path) -> None:
+    root, lines = archive
+    copy = tmp_path / "inst"
+    copy.mkdir()
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    part = list_partitions(root).partitions[0]
+    outside = tmp_path / "elsewhere.rollup"
+    outside.write_bytes((part.path.parent / part.rollup).read_bytes())
+    (copy / part.date_name / part.rollup).symlink_to(outside)
+    problems, _ = answers(copy, lines[0].ts, lines[-1].ts)
+    assert any("symlink" in p for p in problems)
+
+
+def test_reindex_into_a_cache_leaves_the_archive_alone(archive, tmp_path: Path) -> None:
+    root, lines = archive
+    copy = tmp_path / "copy" / "inst"
+    copy.mkdir(parents=True)
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    before = sorted(p.name for p in copy.rglob("*"))
+    cache = tmp_path / "cache"
+    done = reindex(copy, cache=cache, now=lines[-1].ts + timedelta(hours=2))
+    assert {d.action for d in done} == {"built"}
+    assert sorted(p.name for p in copy.rglob("*")) == before
+    assert len(list(cache.rglob("*.rollup.json.zst"))) == len(done)
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts, cache=cache)
+    assert not stale
+
+
+def test_retention_removes_a_partition_with_its_rollup(archive, tmp_path: Path) -> None:
+    root, lines = archive
+    copy = tmp_path / "inst"
+    copy.mkdir()
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    oldest = list_partitions(copy).partitions[0]
+    policy = RetentionConfig(max_age=3600.0)
+    from plsnap.archive.fs import SafeDir
+
+    with SafeDir.open_root(copy, writable=True) as directory:
+        outcome = retention.run(directory, policy, newest_snapshot=lines[-1].ts)
+    assert oldest.path in {d.partition.path for d in outcome.deleted}
+    assert not (oldest.path.parent / oldest.rollup).exists()
+    assert not oldest.path.exists()
