@@ -453,10 +453,6 @@ def _fingerprint_fast_retry(sql: str, query: str, kind: int, result: str) -> str
     return result if kind in (_READY, _BACKTICKS) else None
 
 
-#: Bumped whenever a fingerprint may change: rollups built with another version are stale.
-FINGERPRINT_VERSION = 1
-
-
 @functools.lru_cache(maxsize=65536)
 def fingerprint(sql: str) -> str:
     """Return the pt-fingerprint style fingerprint of ``sql`` (see the module docstring)."""

@@ -47,6 +47,24 @@ STRONG_MODES = frozenset(
         "SHARED_UPGRADABLE",
     }
 )
+
+
+class _Lazy:
+    """A regular expression compiled when first used (``plsnap at`` never needs these: they derive lock edges at
+    capture time)."""
+
+    __slots__ = ("args", "compiled")
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+        self.compiled: re.Pattern[str] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.compiled is None:
+            self.compiled = re.compile(*self.args)
+        return getattr(self.compiled, name)
+
+
 #: Granted modes that block new ordinary requests outright (LOCK TABLES, an ALTER in its final phase).
 BLOCKING_MODES = frozenset({"MDL_EXCLUSIVE", "MDL_SHARED_NO_READ_WRITE", "EXCLUSIVE", "SHARED_NO_READ_WRITE"})
 #: Granted modes that block writes but not reads (LOCK TABLES READ, the copy phase of ALTER).
@@ -55,22 +73,22 @@ WRITE_BLOCKING_MODES = frozenset({"MDL_SHARED_NO_WRITE", "MDL_SHARED_READ_ONLY",
 TABLE_LOCK_MODES = frozenset(
     {"MDL_SHARED_NO_READ_WRITE", "MDL_SHARED_READ_ONLY", "SHARED_NO_READ_WRITE", "SHARED_READ_ONLY"}
 )
-_MDL_WAIT = re.compile(
+_MDL_WAIT = _Lazy(
     r"^Waiting for (?:table|schema|stored \w+|trigger|event|backup|global read)? ?\w* ?metadata lock", re.I
 )
-_TABLE_LEVEL_WAIT = re.compile(r"^Waiting for table level lock", re.I)
-_USER_LOCK_WAIT = re.compile(r"^(?:User lock|Waiting for user lock)", re.I)
-_DDL = re.compile(
+_TABLE_LEVEL_WAIT = _Lazy(r"^Waiting for table level lock", re.I)
+_USER_LOCK_WAIT = _Lazy(r"^(?:User lock|Waiting for user lock)", re.I)
+_DDL = _Lazy(
     r"^\s*(?:/\*.*?\*/\s*)*(?:alter|drop|truncate|rename|optimize|repair|analyze|create\s+(?:unique\s+|fulltext\s+|spatial\s+)?index|lock\s+tables?)\b",
     re.I | re.S,
 )
-_WRITE = re.compile(r"^\s*(?:/\*.*?\*/\s*)*(?:insert|update|delete|replace|load)\b", re.I | re.S)
+_WRITE = _Lazy(r"^\s*(?:/\*.*?\*/\s*)*(?:insert|update|delete|replace|load)\b", re.I | re.S)
 _IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
-_TABLE_REF = re.compile(
+_TABLE_REF = _Lazy(
     rf"\b(?:alter\s+(?:online\s+|ignore\s+)*table|drop\s+table(?:\s+if\s+exists)?|truncate(?:\s+table)?|rename\s+table|optimize\s+table|repair\s+table|analyze\s+table|lock\s+tables?|on|into|update(?:\s+(?:low_priority|ignore))*|from|join)\s+({_IDENT}(?:\s*\.\s*{_IDENT})?)",
     re.I,
 )
-_GET_LOCK = re.compile(r"\bget_lock\s*\(\s*(?:'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\")", re.I)
+_GET_LOCK = _Lazy(r"\bget_lock\s*\(\s*(?:'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\")", re.I)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,23 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from plsnap.counters import CounterPart, CounterTracker, merge_counters
-from plsnap.fingerprint import fingerprint
 from plsnap.locks import EpisodePart, EpisodeTracker, merge_episodes
 from plsnap.model import Session, Snapshot, is_active
 from plsnap.replay import StitchBuilder, StitchPart, merge_stitch
 
+#: Bumped whenever :func:`plsnap.fingerprint.fingerprint` may return something else for a statement: rollups
+#: grouped with another version are stale.
+FINGERPRINT_VERSION = 1
+
+
+def _fingerprint(session: Session) -> str:
+    from plsnap.fingerprint import fingerprint
+
+    return fingerprint(session.info or "")
+
+
 DIMENSIONS: dict[str, Callable[[Session], str]] = {
-    "fingerprint": lambda s: fingerprint(s.info or ""),
+    "fingerprint": _fingerprint,
     "user": lambda s: s.user or "",
     "host": lambda s: (s.host or "").rsplit(":", 1)[0],
     "db": lambda s: s.db or "",
@@ -64,12 +74,13 @@ class Line(NamedTuple):
 @dataclass(slots=True)
 class GroupState:
     """One value of a dimension: samples in which a session ran with it, its active milliseconds, the sessions,
-    and the first statement seen."""
+    and the first statement seen (with the ``ts`` of its sample and its session id, where a rollup finds it)."""
 
     samples: int = 0
     active_ms: int = 0
     example: str | None = None
     sessions: set[int] = field(default_factory=set)
+    example_at: tuple[datetime, int] | None = None
 
 
 class Pending(NamedTuple):
@@ -104,7 +115,9 @@ class Partial:
             for key, theirs in later.groups.get(dim, {}).items():
                 group = mine.get(key)
                 if group is None:
-                    mine[key] = GroupState(theirs.samples, theirs.active_ms, theirs.example, set(theirs.sessions))
+                    mine[key] = GroupState(
+                        theirs.samples, theirs.active_ms, theirs.example, set(theirs.sessions), theirs.example_at
+                    )
                     continue
                 group.samples += theirs.samples
                 group.active_ms += theirs.active_ms
@@ -184,7 +197,7 @@ class PartialBuilder:
                 by_key = groups[dim]
                 group = by_key.get(key)
                 if group is None:
-                    group = by_key[key] = GroupState(example=session.info)
+                    group = by_key[key] = GroupState(example=session.info, example_at=(snapshot.ts, session.id))
                 group.samples += 1
                 group.sessions.add(session.id)
                 found = counts[dim]

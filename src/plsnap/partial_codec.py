@@ -2,46 +2,72 @@
 
 Instants are integer microseconds since the epoch (exact for every ``datetime``), sets are sorted lists, and
 executions and episodes are tables referenced by position so that an object held in two lists stays one
-object. :func:`decode` trusts nothing: any value of the wrong shape raises :class:`CodecError`.
+object. Statement texts of examples and executions are stored by reference (where they are in the raw rows,
+and a digest; :mod:`plsnap.textref`): they decode as :class:`~plsnap.textref.TextRef`. :func:`decode` trusts
+nothing: any value of the wrong shape raises :class:`CodecError`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plsnap.counters import Cell, CounterPart, CounterSummary, Range, RateRange
 from plsnap.locks import BlockerIdentity, Episode, EpisodePart
 from plsnap.model import Session, Snapshot
-from plsnap.partial import DIMENSIONS, MARKER, SAMPLE, GroupState, Line, Partial, Pending
+from plsnap.partial import DIMENSIONS, GAP, MARKER, SAMPLE, GroupState, Line, Partial, Pending
 from plsnap.replay import Execution, StitchPart
+from plsnap.textref import TextRef, text_key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_KINDS = frozenset({0, 1, 2})
+#: Instants are stored relative to the part's first line (microseconds), which keeps the numbers short.
+_BASE: ContextVar[int] = ContextVar("plsnap_codec_base", default=0)
+#: While decoding: the timeline's instants by their stored value (most instants of a part are lines' ``ts``).
+_MOMENTS: ContextVar[dict[int, datetime]] = ContextVar("plsnap_codec_moments")
 
 
 class CodecError(ValueError):
     """A value that is not what :func:`encode` writes."""
 
 
-def encode(partial: Partial, dims: Iterable[str] | None = None) -> dict[str, Any]:
-    """``partial`` (only the groups of ``dims``, default all it has) as JSON values."""
+def encode(partial: Partial, dims: Iterable[str] | None = None, *, cap: int | None = None) -> dict[str, Any]:
+    """``partial`` (only the groups of ``dims``, default all it has) as JSON values; with ``cap``, only that
+    many of the longest ended executions are kept."""
+    base = (partial.lines[0].ts - _EPOCH) // _MICROSECOND if partial.lines else 0
+    token = _BASE.set(base)
+    try:
+        return {"base": base, **_encode(partial, dims, cap)}
+    finally:
+        _BASE.reset(token)
+
+
+def _encode(partial: Partial, dims: Iterable[str] | None, cap: int | None) -> dict[str, Any]:
     wanted = tuple(partial.dims if dims is None else dims)
+    where: dict[datetime, int] = {}
+    for position, line in enumerate(partial.lines):
+        where.setdefault(line.ts, position)
+    pending = partial.pending
     return {
         "dims": list(wanted),
-        "lines": [_line(line) for line in partial.lines],
+        "lines": _lines(partial.lines),
         "groups": {
-            dim: [
-                [key, g.samples, g.active_ms, g.example, sorted(g.sessions)] for key, g in partial.groups[dim].items()
-            ]
+            dim: {
+                "groups": [
+                    [key, g.samples, g.active_ms, _example(g, where), _deltas(g.sessions)]
+                    for key, g in partial.groups[dim].items()
+                ],
+                "pending": pending.counts.get(dim, {}) if pending is not None else None,
+            }
             for dim in wanted
         },
         "total_ms": partial.total_ms,
-        "pending": _pending(partial.pending, wanted),
-        "stitch": _stitch(partial.stitch),
+        "pending": None if pending is None else [us(pending.ts), pending.interval_ms, pending.running],
+        "stitch": _stitch(partial.stitch, cap),
         "episodes": _episodes(partial.episodes),
         "counters": _counters(partial.counters),
     }
@@ -59,6 +85,16 @@ def decode(value: Any, dims: Iterable[str] | None = None) -> Partial:
 
 def _decode(value: Any, dims: Iterable[str] | None) -> Partial:
     obj = _dict(value)
+    token = _BASE.set(_int(obj["base"]))
+    moments = _MOMENTS.set({})
+    try:
+        return _decode_based(obj, dims)
+    finally:
+        _BASE.reset(token)
+        _MOMENTS.reset(moments)
+
+
+def _decode_based(obj: dict[str, Any], dims: Iterable[str] | None) -> Partial:
     stored = tuple(_str(d) for d in _list(obj["dims"]))
     if any(d not in DIMENSIONS for d in stored):
         raise CodecError("unknown dimension")
@@ -66,13 +102,15 @@ def _decode(value: Any, dims: Iterable[str] | None) -> Partial:
     if any(d not in stored for d in wanted):
         raise CodecError("dimension not stored")
     groups_obj = _dict(obj["groups"])
-    groups = {dim: _groups(groups_obj[dim]) for dim in wanted}
+    lines = _unlines(obj["lines"])
+    by_dim = {dim: _dict(groups_obj[dim]) for dim in wanted}
+    groups = {dim: _groups(value["groups"], dim, lines) for dim, value in by_dim.items()}
     return Partial(
         dims=wanted,
-        lines=[_unline(item) for item in _list(obj["lines"])],
+        lines=lines,
         groups=groups,
         total_ms=_int(obj["total_ms"]),
-        pending=_unpending(obj["pending"], wanted),
+        pending=_unpending(obj["pending"], {dim: value["pending"] for dim, value in by_dim.items()}),
         stitch=_unstitch(obj["stitch"]),
         episodes=_unepisodes(obj["episodes"]),
         counters=_uncounters(obj["counters"]),
@@ -83,13 +121,17 @@ def _decode(value: Any, dims: Iterable[str] | None) -> Partial:
 
 
 def us(moment: datetime | None) -> int | None:
-    """Microseconds since the epoch (None stays None)."""
-    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+    """Microseconds since the part's base (None stays None)."""
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND - _BASE.get()
 
 
 def from_us(value: Any) -> datetime:
-    """The instant of a microsecond count."""
-    return _EPOCH + timedelta(microseconds=_int(value))
+    """The instant of a microsecond count from the part's base."""
+    if type(value) is not int:
+        raise CodecError("not an integer")
+    known = _MOMENTS.get(None)
+    found = known.get(value) if known is not None else None
+    return found if found is not None else _EPOCH + timedelta(0, 0, value + _BASE.get())
 
 
 def _opt_time(value: Any) -> datetime | None:
@@ -154,61 +196,123 @@ def _index(value: Any, table: list[Any]) -> Any:
 # --- timeline, groups, pending -----------------------------------------------------------------------------
 
 
-def _line(line: Line) -> list[Any]:
-    if line.kind == MARKER:
-        assert line.marker is not None
-        return [us(line.ts), MARKER, line.marker.to_record()]
-    return [us(line.ts), line.kind, line.interval, line.running, int(line.own), line.error, us(line.since),
-            line.missed]  # fmt: skip
+def _lines(lines: list[Line]) -> dict[str, Any]:
+    """The timeline as columns: ``ts`` (differences, microseconds), ``kind`` and ``own`` (digit strings),
+    ``interval`` and ``running`` per line, and ``other`` for gap and marker lines (by position)."""
+    stamps = [us(line.ts) or 0 for line in lines]
+    other: dict[str, Any] = {}
+    for position, line in enumerate(lines):
+        if line.kind == MARKER:
+            assert line.marker is not None
+            other[str(position)] = line.marker.to_record()
+        elif line.kind != SAMPLE:
+            other[str(position)] = [line.error, us(line.since), line.missed]
+    return {
+        "ts": [b - a for a, b in zip([0, *stamps], stamps, strict=False)],
+        "kind": "".join(str(line.kind) for line in lines),
+        "own": "".join("1" if line.own else "0" for line in lines),
+        "interval": [line.interval for line in lines],
+        "running": [line.running for line in lines],
+        "other": other,
+    }
 
 
-def _unline(value: Any) -> Line:
-    item = _list(value)
-    ts, kind = from_us(item[0]), _int(item[1])
-    if kind not in _KINDS:
-        raise CodecError("unknown line kind")
-    if kind == MARKER:
-        marker = Snapshot.from_record(_dict(item[2]))
-        if not marker.is_marker:
-            raise CodecError("not a marker")
-        return Line(ts, MARKER, marker=marker)
-    running = _int(item[3])
-    if running < 0 or (kind != SAMPLE and running):
-        raise CodecError("bad running count")
-    interval = _opt_num(item[2])
-    missed = _opt_int(item[7])
-    return Line(ts, kind, interval, running, bool(_int(item[4])), _opt_str(item[5]), _opt_time(item[6]), missed)
+def _unlines(value: Any) -> list[Line]:
+    obj = _dict(value)
+    steps, kinds, owns = _list(obj["ts"]), _str(obj["kind"]), _str(obj["own"])
+    intervals, running, other = _list(obj["interval"]), _list(obj["running"]), _dict(obj["other"])
+    size = len(steps)
+    if not len(kinds) == len(owns) == len(intervals) == len(running) == size:
+        raise CodecError("timeline columns differ in length")
+    if steps and type(sum(steps)) is not int:
+        raise CodecError("bad timeline instants")
+    if running and (type(sum(running)) is not int or min(running) < 0):
+        raise CodecError("bad running counts")
+    if not set(kinds) <= {"0", "1", "2"} or not set(owns) <= {"0", "1"}:
+        raise CodecError("bad timeline kinds")
+    if any(i is not None and (type(i) not in (int, float) or not 0 < i < math.inf) for i in intervals):
+        raise CodecError("bad intervals")
+    base = _BASE.get()
+    moments = _MOMENTS.get({})
+    lines = []
+    for position, (at, kind, own, interval, count) in enumerate(
+        zip(itertools.accumulate(steps), kinds, owns, intervals, running, strict=True)
+    ):
+        ts = moments[at] = _EPOCH + timedelta(0, 0, at + base)
+        if kind == "0":
+            lines.append(Line(ts, SAMPLE, interval, count, own == "1"))
+            continue
+        if count:
+            raise CodecError("a gap or marker with running sessions")
+        extra = other[str(position)]
+        if kind == "2":
+            marker = Snapshot.from_record(_dict(extra))
+            if not marker.is_marker:
+                raise CodecError("not a marker")
+            lines.append(Line(ts, MARKER, marker=marker))
+            continue
+        error, since, missed = _list(extra)
+        lines.append(Line(ts, GAP, interval, 0, own == "1", _opt_str(error), _opt_time(since), _opt_int(missed)))
+    return lines
 
 
-def _groups(value: Any) -> dict[str, GroupState]:
+def _example(group: GroupState, where: Mapping[datetime, int]) -> list[Any] | str | None:
+    """Where the group's example is in the raw rows: [position of its line in the timeline, session id] (its
+    text when that is not known)."""
+    if group.example is None:
+        return None
+    at = group.example_at
+    position = where.get(at[0]) if at is not None else None
+    if at is None or position is None:
+        return str(group.example) if not isinstance(group.example, TextRef) else None
+    return [position, at[1]]
+
+
+def _groups(value: Any, dim: str, lines: list[Line]) -> dict[str, GroupState]:
     found: dict[str, GroupState] = {}
     for item in _list(value):
         key, samples, active, example, sessions = _list(item)
-        ids = {_int(s) for s in _list(sessions)}
-        found[_str(key)] = GroupState(_int(samples), _int(active), _opt_str(example), ids)
+        name = _str(key)
+        text: str | None = None
+        where = None
+        if type(example) is str:
+            text = example
+        elif example is not None:
+            position, sid = _list(example)
+            where = (_index(position, lines).ts, _int(sid))
+            text = TextRef(None, where[0], where[1], (dim, name))
+        found[name] = GroupState(_int(samples), _int(active), text, _undeltas(sessions), where)
     return found
 
 
-def _pending(pending: Pending | None, dims: tuple[str, ...]) -> list[Any] | None:
-    if pending is None:
-        return None
-    counts = {dim: pending.counts.get(dim, {}) for dim in dims}
-    return [us(pending.ts), pending.interval_ms, counts, pending.running]
+def _deltas(ids: set[int]) -> list[int]:
+    """Sorted ids as the first one and the differences between neighbours (short numbers)."""
+    ordered = sorted(ids)
+    return [b - a for a, b in zip([0, *ordered], ordered, strict=False)]
 
 
-def _unpending(value: Any, dims: tuple[str, ...]) -> Pending | None:
+def _undeltas(value: Any) -> set[int]:
+    steps = _list(value)
+    if steps and (type(sum(steps)) is not int or min(steps) < 0):
+        raise CodecError("bad session ids")
+    return set(itertools.accumulate(steps))
+
+
+def _unpending(value: Any, counts: dict[str, Any]) -> Pending | None:
     if value is None:
         return None
-    ts, interval, counts, running = _list(value)
-    raw = _dict(counts)
-    parsed = {dim: {_str(k): _int(v) for k, v in _dict(raw[dim]).items()} for dim in dims}
+    ts, interval, running = _list(value)
+    parsed = {dim: {_str(k): _int(v) for k, v in _dict(raw).items()} for dim, raw in counts.items()}
     return Pending(from_us(ts), _opt_int(interval), parsed, _int(running))
 
 
 # --- executions ---------------------------------------------------------------------------------------------
 
 
-def _stitch(part: StitchPart) -> dict[str, Any]:
+def _stitch(part: StitchPart, cap: int | None) -> dict[str, Any]:
+    if cap is not None and cap < part.cap:
+        part = StitchPart(cap, part.first_ts, part.last_ts, part.heads, part.open, list(part.ended), part.ended_count)
+        part.trim()
     table: list[Execution] = part.executions()
     where = {id(e): i for i, e in enumerate(table)}
     return {
@@ -225,16 +329,18 @@ def _stitch(part: StitchPart) -> dict[str, Any]:
 
 def _execution(e: Execution) -> list[Any]:
     s = e.last
-    return [e.session_id, e.info, us(e.started_at), us(e.first_seen), us(e.last_seen), e.sightings,
+    return [e.session_id, text_key(e.info), us(e.started_at), us(e.first_seen), us(e.last_seen), e.sightings,
             us(e.ended_before), us(e.last_start), s.user, s.host, s.db, s.command, s.state]  # fmt: skip
 
 
 def _unexecution(value: Any) -> Execution:
-    sid, info, started, first, last, sightings, ended, last_start, user, host, db, command, state = _list(value)
-    info = _opt_str(info)
+    """An execution; its text is a reference to its first sighting (the session in the line of ``first_seen``)."""
+    sid, key, started, first, last, sightings, ended, last_start, user, host, db, command, state = _list(value)
+    first_seen = from_us(first)
+    info = None if key is None else TextRef(_str(key), first_seen, _int(sid))
     session = Session(_int(sid), _opt_str(user), _opt_str(host), _opt_str(db), _opt_str(command), None,
                       _opt_str(state), info)  # fmt: skip
-    return Execution(session.id, info, _opt_time(started), from_us(first), from_us(last), session, _int(sightings),
+    return Execution(session.id, info, _opt_time(started), first_seen, from_us(last), session, _int(sightings),
                      _opt_time(ended), _opt_time(last_start))  # fmt: skip
 
 

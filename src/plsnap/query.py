@@ -1,24 +1,30 @@
 """The read commands' library calls: what ``at``, ``window`` and ``snapshots`` ask of an archive, and the
 policy of when there is no answer (:class:`~plsnap.errors.NoDataError`, exit code 3) and why.
 
-These functions read through :class:`~plsnap.archive.reader.ArchiveReader` and hand plain data to the pure
-modules (:mod:`plsnap.replay`, :mod:`plsnap.summary`); the CLI and the report only render what they return.
+These functions read through :class:`~plsnap.archive.reader.ArchiveReader` (and the rollups) and hand plain data
+to the pure modules (:mod:`plsnap.replay`, :mod:`plsnap.summary`); the CLI and the report only render what they
+return. What only windows need is imported when a window is asked for, so that ``plsnap at`` starts fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import NoDataError
-from plsnap.locks import Episode
 from plsnap.model import Snapshot, format_ts
-from plsnap.partial import Partial, build, join
 from plsnap.replay import AtResult, sessions_at
-from plsnap.rollup import SLICE, RollupError, Rollups
-from plsnap.summary import WindowSummary, cell_seconds_for, finish
+from plsnap.textref import TextRef, text_key
 from plsnap.units import format_duration
+
+if TYPE_CHECKING:
+    from plsnap.locks import Episode
+    from plsnap.partial import Partial
+    from plsnap.rollup import Rollups
+    from plsnap.summary import WindowSummary
 
 #: How far around the instant ``at`` reads first, and how far it looks for the nearest sample on each side.
 CONTEXT = timedelta(minutes=2)
@@ -109,9 +115,18 @@ def window(
 ) -> WindowSummary:
     """The ASH-style summary of ``[start, end)``; NoDataError when the window holds no line at all. With
     ``rollups``, whole hours and 5-minute slices are read from them (the answer is the same)."""
+    from plsnap.summary import finish
+
     partial = window_part(reader, start, end, by=by, top=top, rollups=rollups)
     bounds = archive_bounds(reader, rollups)
     summary = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds)
+    if rollups is not None:
+        resolved = resolve_texts(summary, lambda refs: fetch_texts(reader, refs))
+        if resolved is None:
+            reader.report(f"{reader.instance_dir}: a statement a rollup points to was not found; read the raw rows")
+            partial = window_part(reader, start, end, by=by, top=top)
+            resolved = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds)
+        summary = resolved
     if summary.samples == 0 and not summary.gaps:
         if bounds is None:
             raise NoDataError(f"the archive {reader.instance_dir} holds no snapshots")
@@ -146,6 +161,10 @@ def window_part(
 ) -> Partial:
     """The part of ``[start, end)``: from rollups where a valid one covers a whole slice or hour (windows of an
     hour or more), from raw rows elsewhere; the same, key for key, as one pass over the raw rows."""
+    from plsnap.partial import build, join
+    from plsnap.rollup import RollupError
+    from plsnap.summary import cell_seconds_for
+
     cell = cell_seconds_for(start, end)
 
     def raw(low: datetime, high: datetime) -> Partial:
@@ -154,7 +173,7 @@ def window_part(
     if rollups is None or cell != 60:
         return raw(start, end)
     try:
-        parts = _plan(reader, rollups, start, end, by=by, raw=raw)
+        parts = _plan(reader, rollups, start, end, by=by, top=top, raw=raw)
     except RollupError as exc:
         reader.report(f"{reader.instance_dir}: a rollup could not be read ({exc}); read the raw rows instead")
         return raw(start, end)
@@ -171,10 +190,16 @@ def _plan(
     end: datetime,
     *,
     by: str,
+    top: int,
     raw: Callable[[datetime, datetime], Partial],
 ) -> list[Partial]:
+    from plsnap.rollup import SLICE
+
     parts: list[Partial] = []
     pending: datetime | None = None
+
+    def usable(part: Partial | None) -> Partial | None:
+        return part if part is not None and part.stitch.complete_for(top) else None
 
     def flush(until: datetime) -> None:
         nonlocal pending
@@ -190,7 +215,7 @@ def _plan(
         if rollup is None:
             pending = low if pending is None else pending
             continue
-        whole = rollup.hour_part((by,)) if (low, high) == (partition.start, partition.end) else None
+        whole = usable(rollup.hour_part((by,))) if (low, high) == (partition.start, partition.end) else None
         if whole is not None:
             flush(low)
             parts.append(whole)
@@ -199,7 +224,7 @@ def _plan(
         while slot < high:
             following = slot + SLICE
             if following > low:
-                part = rollup.slice_part(slot, (by,)) if low <= slot and following <= high else None
+                part = usable(rollup.slice_part(slot, (by,))) if low <= slot and following <= high else None
                 if part is None:
                     pending = max(slot, low) if pending is None else pending
                 else:
@@ -208,6 +233,70 @@ def _plan(
             slot = following
     flush(end)
     return parts
+
+
+Texts = dict[str, str]
+
+
+def resolve_texts(summary: WindowSummary, fetch: Callable[[list[TextRef]], Texts]) -> WindowSummary | None:
+    """The summary with the statement texts that rollups hold by reference (examples, longest executions)
+    fetched; None when one of them is not there any more."""
+    refs = [g.example for g in summary.groups if isinstance(g.example, TextRef)]
+    refs += [e.info for e in summary.longest if isinstance(e.info, TextRef)]
+    if not refs:
+        return summary
+    texts = fetch(refs)
+    if any(ref not in texts for ref in refs):
+        return None
+
+    def text(value: str | None) -> str | None:
+        return texts[value] if isinstance(value, TextRef) else value
+
+    groups = tuple(dataclasses.replace(g, example=text(g.example)) for g in summary.groups)
+    longest = tuple(
+        dataclasses.replace(e, info=text(e.info), last=e.last._replace(info=text(e.info))) for e in summary.longest
+    )
+    return dataclasses.replace(summary, groups=groups, longest=longest)
+
+
+def fetch_texts(reader: ArchiveReader, refs: Iterable[TextRef]) -> Texts:
+    """The statement texts that ``refs`` point to, from the raw rows (one 5-minute span read per group of
+    nearby refs)."""
+    from plsnap.rollup import slice_start
+
+    wanted: dict[datetime, list[TextRef]] = {}
+    for ref in refs:
+        wanted.setdefault(slice_start(ref.ts), []).append(ref)
+    found: Texts = {}
+    for group in wanted.values():
+        low, high = min(r.ts for r in group), max(r.ts for r in group) + timedelta(milliseconds=1)
+        found.update(texts_in(reader.iter_snapshots(low, high, include_idle=False), group))
+    return found
+
+
+def texts_in(snapshots: Iterable[Snapshot], refs: Iterable[TextRef]) -> Texts:
+    """The texts of ``refs`` found in ``snapshots`` (keyed by the reference): for each, the first running session
+    with its id in the line with its ``ts`` whose text has its digest, or that belongs to its group."""
+    from plsnap.partial import DIMENSIONS
+
+    by_ts: dict[datetime, list[TextRef]] = {}
+    for ref in refs:
+        by_ts.setdefault(ref.ts, []).append(ref)
+    found: Texts = {}
+    for snapshot in snapshots:
+        for ref in by_ts.get(snapshot.ts, ()):
+            if ref in found:
+                continue
+            for session in snapshot.sessions or ():
+                if session.id != ref.sid or not session.active:
+                    continue
+                if ref.key is not None and text_key(session.info) != ref.key:
+                    continue
+                if ref.group is not None and DIMENSIONS[ref.group[0]](session) != ref.group[1]:
+                    continue
+                found[ref] = session.info or ""
+                break
+    return found
 
 
 def archive_bounds(reader: ArchiveReader, rollups: Rollups | None = None) -> tuple[datetime, datetime] | None:

@@ -14,13 +14,14 @@ and joining them (:func:`merge_stitch`) gives exactly what one pass gives. Defin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from plsnap.counters import rates_between, status_of
 from plsnap.locks import Edge, edges_of
 from plsnap.model import Session, Snapshot
+from plsnap.textref import text_key
 
 START_TOLERANCE = timedelta(seconds=1)
 
@@ -43,6 +44,11 @@ class Execution:
     def active(self) -> bool:
         """True for a statement, False for an idle stint."""
         return self.last.active
+
+    def copy(self) -> Execution:
+        """A copy to change (the sessions it refers to are immutable)."""
+        return Execution(self.session_id, self.info, self.started_at, self.first_seen, self.last_seen, self.last,
+                         self.sightings, self.ended_before, self.last_start)  # fmt: skip
 
     @property
     def min_duration(self) -> float:
@@ -125,9 +131,15 @@ def stitch(snapshots: Iterable[Snapshot], *, include_idle: bool = True) -> list[
     return executions
 
 
-def _find(candidates: Iterable[Execution], session: Session, start: datetime | None) -> Execution | None:
+def _find(
+    candidates: Iterable[Execution], session: Session, start: datetime | None, *, by_key: bool = False
+) -> Execution | None:
+    """The open execution that ``session`` continues (texts compared as they are, or by :func:`text_key` when
+    one side may come from a rollup)."""
     for execution in candidates:
-        if execution.info != session.info or execution.last.command != session.command:
+        if execution.last.command != session.command:
+            continue
+        if (text_key(execution.info) != text_key(session.info)) if by_key else (execution.info != session.info):
             continue
         previous = execution.last_start
         if start is None or previous is None or abs(start - previous) <= START_TOLERANCE:
@@ -136,9 +148,9 @@ def _find(candidates: Iterable[Execution], session: Session, start: datetime | N
 
 
 def longest_key(execution: Execution) -> tuple[float, datetime, int, str]:
-    """The order of "longest executions": longest first, then first seen, session id and text (a total order,
-    so that a top list is the same however the samples were split)."""
-    return (-execution.min_duration, execution.first_seen, execution.session_id, execution.info or "")
+    """The order of "longest executions": longest first, then first seen, session id and the text's digest (a
+    total order, so that a top list is the same however the samples were split)."""
+    return (-execution.min_duration, execution.first_seen, execution.session_id, text_key(execution.info) or "")
 
 
 @dataclass(slots=True)
@@ -231,7 +243,7 @@ def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
     def own(execution: Execution) -> Execution:
         mine = copies.get(id(execution))
         if mine is None:
-            mine = copies[id(execution)] = replace(execution)
+            mine = copies[id(execution)] = execution.copy()
         return mine
 
     heads = [(own(e), start) for e, start in left.heads]
@@ -245,7 +257,7 @@ def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
     continued: dict[int, Execution] = {}
     for later, start in right.heads:
         candidates = waiting.get(later.session_id)
-        match = _find(candidates, later.last, start) if candidates else None
+        match = _find(candidates, later.last, start, by_key=True) if candidates else None
         if match is None:
             if id(later) not in right_open:
                 ended.append(later)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,32 +25,42 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import structlog
 import zstandard
 
-from plsnap.archive.format import FrameIndex, PartitionDecoder, parse_line, ts_prefix
+from plsnap.archive.format import ZSTD_MAGIC, FrameIndex, PartitionDecoder, parse_line, ts_prefix, walk_frame
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_name
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import ArchiveError
-from plsnap.fingerprint import FINGERPRINT_VERSION
 from plsnap.model import Snapshot, format_ts, parse_ts
-from plsnap.partial import DIMENSIONS, Partial, PartialBuilder, join
+from plsnap.partial import DIMENSIONS, FINGERPRINT_VERSION, Partial, PartialBuilder, join
 from plsnap.partial_codec import CodecError, decode, encode
 
-log = structlog.get_logger("plsnap")
+
+class _Log:
+    """structlog's logger, imported when a line is logged (readers never log)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import structlog
+
+        return getattr(structlog.get_logger("plsnap"), name)
+
+
+log = _Log()
 
 KIND = "plsnap-rollup"
 VERSION = 1
 SLICE = timedelta(minutes=5)
-#: The longest executions each part keeps (``window --top`` above this reads raw rows when parts were cut).
-CAP = 50
+#: The longest executions a slice and an hour's part keep: a ``window --top`` above them reads the raw rows of
+#: the parts that had more.
+SLICE_CAP = 10
+HOUR_CAP = 25
 #: Bytes before the covered size that the digest checks.
 TAIL_BYTES = 4096
 MAX_FILE_BYTES = 64 * 2**20
 MAX_DECODED_BYTES = 512 * 2**20
 LIVE_LEVEL = 3
-FINAL_LEVEL = 9
+FINAL_LEVEL = 12
 _DCTX = zstandard.ZstdDecompressor(max_window_size=2**27)
 
 
@@ -100,7 +111,8 @@ class Header:
             "problems": list(self.problems),
             "built_by": self.built_by,
             "slice_seconds": int(SLICE.total_seconds()),
-            "cap": CAP,
+            "slice_cap": SLICE_CAP,
+            "hour_cap": HOUR_CAP,
         }
 
     @classmethod
@@ -112,7 +124,8 @@ class Header:
             raise RollupError(f"rollup format version {value.get('v')!r} (this plsnap reads {VERSION})")
         if value.get("fingerprint_v") != FINGERPRINT_VERSION:
             raise RollupError("built with another fingerprint version")
-        if value.get("slice_seconds") != int(SLICE.total_seconds()) or value.get("cap") != CAP:
+        caps = (value.get("slice_cap"), value.get("hour_cap"))
+        if value.get("slice_seconds") != int(SLICE.total_seconds()) or caps != (SLICE_CAP, HOUR_CAP):
             raise RollupError("built with other slice settings")
         try:
             damaged = tuple((_text(name), _count(size)) for name, size in value["damaged"])
@@ -150,74 +163,118 @@ def _opt_ts(value: Any) -> datetime | None:
 
 @dataclass(slots=True)
 class Rollup:
-    """A rollup file read back: its header, and its parts (decoded when asked for)."""
+    """A rollup file read back: its header, and its parts' lines (parsed and decoded when asked for)."""
 
     header: Header
-    hour: Any = None
-    slices: dict[datetime, Any] = field(default_factory=dict)
+    rows: dict[tuple[str, datetime, str], bytes] = field(default_factory=dict)
+    rest: bytes = b""
 
     def hour_part(self, dims: Iterable[str]) -> Partial | None:
         """The whole hour's part (only for complete rollups), with the groups of ``dims``."""
-        return None if self.hour is None else _decoded(self.hour, dims)
+        return self._part("hour", self.header.hour, tuple(dims))
 
     def slice_part(self, start: datetime, dims: Iterable[str]) -> Partial | None:
         """The part of the slice starting at ``start``; an empty part for a covered slice without lines, None for
         a slice the rollup does not cover."""
-        value = self.slices.get(start)
-        if value is not None:
-            return _decoded(value, dims)
-        if self.header.hour <= start and start + SLICE <= self.header.covered_until:
-            return Partial(tuple(dims), groups={d: {} for d in dims})
-        return None
+        wanted = tuple(dims)
+        part = self._part("slice", start, wanted)
+        if part is None and self.header.hour <= start and start + SLICE <= self.header.covered_until:
+            return Partial(wanted, groups={d: {} for d in wanted})
+        return part
+
+    def _part(self, kind: str, start: datetime, dims: tuple[str, ...]) -> Partial | None:
+        if kind == "slice" and self.rest:
+            rest, self.rest = self.rest, b""
+            frame = walk_frame(rest, 0) if rest[:4] == ZSTD_MAGIC else None
+            if frame is None or frame.end != len(rest) or frame.error:
+                raise RollupError("the slices frame is damaged")
+            _add_rows(self, _frame_rows(rest))
+        common = self.rows.get((kind, start, ""))
+        if common is None:
+            return None
+        value = _row_data(common)
+        rows = [self.rows.get((kind, start, dim)) for dim in dims]
+        if any(row is None for row in rows):
+            raise RollupError(f"the {kind} part lacks a dimension")
+        value["groups"] = {dim: _row_data(row) for dim, row in zip(dims, rows, strict=True) if row is not None}
+        try:
+            return decode(value, dims)
+        except CodecError as exc:
+            raise RollupError(str(exc)) from None
 
 
-def _decoded(value: Any, dims: Iterable[str]) -> Partial:
-    try:
-        return decode(value, tuple(dims))
-    except CodecError as exc:
-        raise RollupError(str(exc)) from None
+def _row_data(row: bytes) -> dict[str, Any]:
+    value = parse_line(row)
+    data = value.get("data") if value is not None else None
+    if not isinstance(data, dict):
+        raise RollupError("malformed rollup line")
+    return data
 
 
 def encode_file(header: Header, hour: Partial | None, slices: Iterable[tuple[datetime, Partial]], level: int) -> bytes:
-    """The compressed rollup file: a header line, the hour's part (when given), one line per slice."""
-    lines = [orjson.dumps(header.to_json())]
+    """The compressed rollup file: a header line, then for the hour's part (when given) and each slice one line
+    of what every dimension shares and one line per dimension (so that a reader parses only what it uses)."""
+    head = [orjson.dumps(header.to_json())]
     if hour is not None:
-        lines.append(orjson.dumps({"part": "hour", "start": format_ts(header.hour), "data": encode(hour)}))
-    lines += [
-        orjson.dumps({"part": "slice", "start": format_ts(start), "data": encode(part)}) for start, part in slices
-    ]
-    content = b"\n".join(lines) + b"\n"
-    return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(content)
+        head += _part_lines("hour", header.hour, hour, None)
+    rest = [line for start, part in slices for line in _part_lines("slice", start, part, SLICE_CAP)]
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+    data = compressor.compress(b"\n".join(head) + b"\n")
+    return data + compressor.compress(b"\n".join(rest) + b"\n") if rest else data
+
+
+def _part_lines(kind: str, start: datetime, part: Partial, cap: int | None) -> list[bytes]:
+    data = encode(part, cap=cap)
+    by_dim = data.pop("groups")
+    stamp = format_ts(start)
+    lines = [orjson.dumps({"part": kind, "start": stamp, "dim": "", "data": data})]
+    return lines + [orjson.dumps({"part": kind, "start": stamp, "dim": d, "data": v}) for d, v in by_dim.items()]
+
+
+_ROW_PREFIX = re.compile(rb'^\{"part":"(hour|slice)","start":"([0-9T:.Z-]{24})","dim":"([a-z]*)","data":')
 
 
 def decode_file(data: bytes) -> Rollup:
-    """Parse a rollup file (parts stay encoded); RollupError for anything plsnap did not write."""
+    """Read a rollup file (the slices' frame is decompressed, and parts are parsed, only when used);
+    RollupError for anything plsnap did not write."""
     if len(data) > MAX_FILE_BYTES:
         raise RollupError("rollup file too large")
+    first = walk_frame(data, 0) if data[:4] == ZSTD_MAGIC else None
+    if first is None or first.end is None or first.error:
+        raise RollupError("not a zstd file")
+    rows = _frame_rows(data[: first.end])
+    header = Header.from_json(parse_line(rows[0]))
+    rollup = Rollup(header, rest=data[first.end :])
+    _add_rows(rollup, rows[1:])
+    return rollup
+
+
+def _frame_rows(frame: bytes) -> list[bytes]:
     try:
-        content = _DCTX.decompress(data, max_output_size=MAX_DECODED_BYTES)
+        content = _DCTX.decompress(frame, max_output_size=MAX_DECODED_BYTES)
     except zstandard.ZstdError as exc:
         raise RollupError(f"undecodable ({exc})") from None
-    rows = content.split(b"\n")
-    header = Header.from_json(parse_line(rows[0]))
-    rollup = Rollup(header)
-    for row in rows[1:]:
+    return content.split(b"\n")
+
+
+def _add_rows(rollup: Rollup, rows: Iterable[bytes]) -> None:
+    header = rollup.header
+    for row in rows:
         if not row:
             continue
-        value = parse_line(row)
-        if value is None or value.get("part") not in ("hour", "slice") or not isinstance(value.get("data"), dict):
+        match = _ROW_PREFIX.match(row)
+        if match is None:
             raise RollupError("malformed rollup line")
+        kind, stamp, dim = match.group(1).decode(), match.group(2).decode(), match.group(3).decode()
         try:
-            start = parse_ts(_text(value.get("start")))
+            start = parse_ts(stamp)
         except ValueError:
-            raise RollupError("malformed slice start") from None
-        if value["part"] == "hour":
-            rollup.hour = value["data"]
-        elif not _on_slice_grid(start, header):
-            raise RollupError("slice outside its hour")
-        else:
-            rollup.slices[start] = value["data"]
-    return rollup
+            raise RollupError("malformed part start") from None
+        if dim and dim not in DIMENSIONS:
+            raise RollupError(f"unknown dimension {dim!r}")
+        if (kind == "hour" and start != header.hour) or (kind == "slice" and not _on_slice_grid(start, header)):
+            raise RollupError("part outside its hour")
+        rollup.rows[(kind, start, dim)] = row
 
 
 def _on_slice_grid(start: datetime, header: Header) -> bool:
@@ -280,12 +337,12 @@ def _build_from_raw(
         problems=problems,
         built_by=built_by,
     )
-    hour = join((p for _, p in slices), DIMENSIONS, cap=CAP) if hour_over else None
+    hour = join((p for _, p in slices), DIMENSIONS, cap=HOUR_CAP) if hour_over else None
     return header, hour, slices
 
 
 def _build(snapshots: Iterable[Snapshot]) -> Partial:
-    builder = PartialBuilder(DIMENSIONS, cap=CAP)
+    builder = PartialBuilder(DIMENSIONS, cap=HOUR_CAP)
     for snapshot in snapshots:
         builder.feed(snapshot)
     return builder.finish()
@@ -488,7 +545,7 @@ class Keeper:
             if (date_name, file_name) == (hour.date_name, hour.file_name) and hour.usable:
                 self._write(hour, size, covered_until=slot)
         if hour.builder is None:
-            hour.builder, hour.slot = PartialBuilder(DIMENSIONS, cap=CAP), slot
+            hour.builder, hour.slot = PartialBuilder(DIMENSIONS, cap=HOUR_CAP), slot
         hour.builder.feed(snapshot)
         hour.first_ts = min(hour.first_ts or ts, ts)
         hour.last_ts = max(hour.last_ts or ts, ts)
@@ -541,7 +598,7 @@ class Keeper:
                 last_ts=hour.last_ts,
                 built_by="daemon",
             )
-            part = join((p for _, p in slices), DIMENSIONS, cap=CAP) if final else None
+            part = join((p for _, p in slices), DIMENSIONS, cap=HOUR_CAP) if final else None
             self.written += write(folder, header, part, slices, level=FINAL_LEVEL if final else LIVE_LEVEL)
         if self.failures:
             log.info("rollups written again", after_failures=self.failures)

@@ -20,6 +20,7 @@ from plsnap.locks import episodes
 from plsnap.model import Session, Snapshot
 from plsnap.partial import DIMENSIONS, build, join
 from plsnap.partial_codec import decode, encode
+from plsnap.query import resolve_texts, texts_in
 from plsnap.render import episode_json, window_json
 from plsnap.summary import cell_seconds_for, finish, summarize
 from tests.synth import T0
@@ -179,7 +180,9 @@ def test_joined_parts_equal_one_pass(
     assert [episode_json(e) for e in joined.episodes.finish()] == [episode_json(e) for e in episodes(inside)]
     stored = [decode(orjson.loads(orjson.dumps(encode(part))), (by,)) for part in parts]
     again = finish(join(stored, (by,), cap=top + spare, cell_seconds=cell), start, end, by=by, top=top, bounds=bounds)
-    assert window_json(again) == window_json(whole), "through the rollup encoding"
+    resolved = resolve_texts(again, lambda refs: texts_in(inside, refs))
+    assert resolved is not None
+    assert window_json(resolved) == window_json(whole), "through the rollup encoding, texts by reference"
 
 
 @given(steps=st.lists(step, min_size=1, max_size=40), cuts=st.lists(st.integers(0, 10_000), max_size=4))

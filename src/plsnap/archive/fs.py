@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,7 +221,7 @@ class SafeDir:
         A crash leaves either the old or the new content, never a mix; a leftover temp file is named
         ``.<name>.<random>.tmp``.
         """
-        temp = f".{name}.{secrets.token_hex(4)}.tmp"
+        temp = f".{name}.{os.urandom(4).hex()}.tmp"
         fd = self.open_file(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             write_all(fd, data)
