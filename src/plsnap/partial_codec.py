@@ -328,20 +328,24 @@ def _stitch(part: StitchPart, cap: int | None) -> dict[str, Any]:
 
 
 def _execution(e: Execution) -> list[Any]:
+    """An execution's fields; its last sighting's state is not kept (no summary shows it), nor its last start
+    estimate when that is ``started_at``."""
     s = e.last
+    last_start = None if e.last_start == e.started_at else [us(e.last_start)]
     return [e.session_id, text_key(e.info), us(e.started_at), us(e.first_seen), us(e.last_seen), e.sightings,
-            us(e.ended_before), us(e.last_start), s.user, s.host, s.db, s.command, s.state]  # fmt: skip
+            us(e.ended_before), last_start, s.user, s.host, s.db, s.command]  # fmt: skip
 
 
 def _unexecution(value: Any) -> Execution:
     """An execution; its text is a reference to its first sighting (the session in the line of ``first_seen``)."""
-    sid, key, started, first, last, sightings, ended, last_start, user, host, db, command, state = _list(value)
+    sid, key, started, first, last, sightings, ended, last_start, user, host, db, command = _list(value)
     first_seen = from_us(first)
     info = None if key is None else TextRef(_str(key), first_seen, _int(sid))
-    session = Session(_int(sid), _opt_str(user), _opt_str(host), _opt_str(db), _opt_str(command), None,
-                      _opt_str(state), info)  # fmt: skip
-    return Execution(session.id, info, _opt_time(started), first_seen, from_us(last), session, _int(sightings),
-                     _opt_time(ended), _opt_time(last_start))  # fmt: skip
+    session = Session(_int(sid), _opt_str(user), _opt_str(host), _opt_str(db), _opt_str(command), None, None, info)
+    started_at = _opt_time(started)
+    estimate = started_at if last_start is None else _opt_time(_list(last_start)[0])
+    return Execution(session.id, info, started_at, first_seen, from_us(last), session, _int(sightings),
+                     _opt_time(ended), estimate)  # fmt: skip
 
 
 def _unstitch(value: Any) -> StitchPart:

@@ -15,9 +15,12 @@ hour's rollup as the daemon writes (:class:`Keeper`), and finds the valid rollup
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +30,7 @@ from typing import Any
 import orjson
 import zstandard
 
-from plsnap.archive.format import ZSTD_MAGIC, FrameIndex, PartitionDecoder, parse_line, ts_prefix, walk_frame
+from plsnap.archive.format import ZSTD_MAGIC, FrameIndex, PartitionDecoder, parse_line, ts_prefix
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_name
 from plsnap.archive.reader import ArchiveReader
@@ -88,6 +91,7 @@ class Header:
     damaged: tuple[tuple[str, int], ...] = ()
     problems: tuple[str, ...] = ()
     built_by: str = "daemon"
+    crcs: tuple[int, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -110,6 +114,7 @@ class Header:
             "damaged": [list(item) for item in self.damaged],
             "problems": list(self.problems),
             "built_by": self.built_by,
+            "crc": struct.pack(f">{len(self.crcs)}I", *self.crcs).hex(),
             "slice_seconds": int(SLICE.total_seconds()),
             "slice_cap": SLICE_CAP,
             "hour_cap": HOUR_CAP,
@@ -140,6 +145,7 @@ class Header:
                 damaged=damaged,
                 problems=tuple(_text(p) for p in value["problems"]),
                 built_by=_text(value.get("built_by", "")),
+                crcs=_crc_list(value["crc"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RollupError(f"malformed rollup header ({type(exc).__name__})") from None
@@ -157,17 +163,25 @@ def _count(value: Any) -> int:
     return value
 
 
+def _crc_list(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, str) or len(value) % 8 or len(value) > 8 * 100_000:
+        raise ValueError("not a CRC list")
+    raw = bytes.fromhex(value)
+    return struct.unpack(f">{len(raw) // 4}I", raw)
+
+
 def _opt_ts(value: Any) -> datetime | None:
     return None if value is None else parse_ts(_text(value))
 
 
 @dataclass(slots=True)
 class Rollup:
-    """A rollup file read back: its header, and its parts' lines (parsed and decoded when asked for)."""
+    """A rollup file read back: its header, and its parts' lines, decompressed as far as they are needed and
+    parsed (each checked against its CRC in the header) only when asked for."""
 
     header: Header
-    rows: dict[tuple[str, datetime, str], bytes] = field(default_factory=dict)
-    rest: bytes = b""
+    stream: _Stream
+    rows: dict[tuple[str, datetime, str], tuple[int, bytes]] = field(default_factory=dict)
 
     def hour_part(self, dims: Iterable[str]) -> Partial | None:
         """The whole hour's part (only for complete rollups), with the groups of ``dims``."""
@@ -183,44 +197,88 @@ class Rollup:
         return part
 
     def _part(self, kind: str, start: datetime, dims: tuple[str, ...]) -> Partial | None:
-        if kind == "slice" and self.rest:
-            rest, self.rest = self.rest, b""
-            frame = walk_frame(rest, 0) if rest[:4] == ZSTD_MAGIC else None
-            if frame is None or frame.end != len(rest) or frame.error:
-                raise RollupError("the slices frame is damaged")
-            _add_rows(self, _frame_rows(rest))
+        if kind == "slice":
+            self._read_all()
         common = self.rows.get((kind, start, ""))
         if common is None:
             return None
-        value = _row_data(common)
+        value = self._data(common)
         rows = [self.rows.get((kind, start, dim)) for dim in dims]
-        if any(row is None for row in rows):
+        value["groups"] = {dim: self._data(row) for dim, row in zip(dims, rows, strict=True) if row is not None}
+        if len(value["groups"]) != len(dims):
             raise RollupError(f"the {kind} part lacks a dimension")
-        value["groups"] = {dim: _row_data(row) for dim, row in zip(dims, rows, strict=True) if row is not None}
         try:
             return decode(value, dims)
         except CodecError as exc:
             raise RollupError(str(exc)) from None
 
+    def _data(self, row: tuple[int, bytes]) -> dict[str, Any]:
+        position, line = row
+        crcs = self.header.crcs
+        if position >= len(crcs) or zlib.crc32(line) != crcs[position]:
+            raise RollupError("a line does not match its CRC (damaged)")
+        value = parse_line(line)
+        data = value.get("data") if value is not None else None
+        if not isinstance(data, dict):
+            raise RollupError("malformed rollup line")
+        return data
 
-def _row_data(row: bytes) -> dict[str, Any]:
-    value = parse_line(row)
-    data = value.get("data") if value is not None else None
-    if not isinstance(data, dict):
-        raise RollupError("malformed rollup line")
-    return data
+    def _read_all(self) -> None:
+        while not self.stream.done:
+            _add_rows(self, self.stream.lines())
+        if len(self.rows) != len(self.header.crcs):
+            raise RollupError("the rollup has other lines than its header lists")
+
+
+class _Stream:
+    """A rollup's one zstd frame, decompressed as far as needed (the hour's part comes first)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.dobj = _DCTX.decompressobj()
+        self.pending = b""
+        self.produced = 0
+        self.done = False
+        self.count = -1
+
+    def lines(self) -> list[tuple[int, bytes]]:
+        """The next complete lines, decompressing 64 KiB more; numbered so that the header is -1 and the first
+        line after it 0 (its position in the header's CRC list)."""
+        if self.done:
+            return []
+        chunk = self.data[self.pos : self.pos + 65536]
+        self.pos += len(chunk)
+        try:
+            out = self.dobj.decompress(chunk) if chunk else b""
+        except zstandard.ZstdError as exc:
+            raise RollupError(f"undecodable ({exc})") from None
+        self.produced += len(out)
+        if self.produced > MAX_DECODED_BYTES:
+            raise RollupError("rollup too large once decompressed")
+        text = self.pending + out
+        cut = text.rfind(b"\n") + 1
+        complete, self.pending = text[:cut], text[cut:]
+        if self.pos >= len(self.data):
+            if not self.dobj.eof or self.pending or self.dobj.unused_data:
+                raise RollupError("the rollup is cut short or has trailing bytes")
+            self.done = True
+        found = []
+        for line in complete.split(b"\n")[:-1]:
+            found.append((self.count, line))
+            self.count += 1
+        return found
 
 
 def encode_file(header: Header, hour: Partial | None, slices: Iterable[tuple[datetime, Partial]], level: int) -> bytes:
-    """The compressed rollup file: a header line, then for the hour's part (when given) and each slice one line
-    of what every dimension shares and one line per dimension (so that a reader parses only what it uses)."""
-    head = [orjson.dumps(header.to_json())]
-    if hour is not None:
-        head += _part_lines("hour", header.hour, hour, None)
-    rest = [line for start, part in slices for line in _part_lines("slice", start, part, SLICE_CAP)]
-    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    data = compressor.compress(b"\n".join(head) + b"\n")
-    return data + compressor.compress(b"\n".join(rest) + b"\n") if rest else data
+    """The compressed rollup file, one zstd frame: the header line (which lists every other line's CRC), then
+    the hour's part (when given), then the slices; each part is one line of what every dimension shares and one
+    line per dimension, so that a reader decompresses and parses only what it uses."""
+    lines = _part_lines("hour", header.hour, hour, None) if hour is not None else []
+    lines += [line for start, part in slices for line in _part_lines("slice", start, part, SLICE_CAP)]
+    header = dataclasses.replace(header, crcs=tuple(zlib.crc32(line) for line in lines))
+    content = b"\n".join([orjson.dumps(header.to_json()), *lines]) + b"\n"
+    return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(content)
 
 
 def _part_lines(kind: str, start: datetime, part: Partial, cap: int | None) -> list[bytes]:
@@ -235,31 +293,29 @@ _ROW_PREFIX = re.compile(rb'^\{"part":"(hour|slice)","start":"([0-9T:.Z-]{24})",
 
 
 def decode_file(data: bytes) -> Rollup:
-    """Read a rollup file (the slices' frame is decompressed, and parts are parsed, only when used);
-    RollupError for anything plsnap did not write."""
+    """Read a rollup file as far as its header and the hour's part (the rest is decompressed when a slice is
+    asked for); RollupError for anything plsnap did not write."""
     if len(data) > MAX_FILE_BYTES:
         raise RollupError("rollup file too large")
-    first = walk_frame(data, 0) if data[:4] == ZSTD_MAGIC else None
-    if first is None or first.end is None or first.error:
+    if data[:4] != ZSTD_MAGIC:
         raise RollupError("not a zstd file")
-    rows = _frame_rows(data[: first.end])
-    header = Header.from_json(parse_line(rows[0]))
-    rollup = Rollup(header, rest=data[first.end :])
-    _add_rows(rollup, rows[1:])
+    stream = _Stream(data)
+    rows: list[tuple[int, bytes]] = []
+    while not rows and not stream.done:
+        rows = stream.lines()
+    if not rows:
+        raise RollupError("no header line")
+    (_, first), rest = rows[0], rows[1:]
+    rollup = Rollup(Header.from_json(parse_line(first)), stream)
+    _add_rows(rollup, rest)
+    while not stream.done and not any(kind == "slice" for kind, _, _ in rollup.rows):
+        _add_rows(rollup, stream.lines())
     return rollup
 
 
-def _frame_rows(frame: bytes) -> list[bytes]:
-    try:
-        content = _DCTX.decompress(frame, max_output_size=MAX_DECODED_BYTES)
-    except zstandard.ZstdError as exc:
-        raise RollupError(f"undecodable ({exc})") from None
-    return content.split(b"\n")
-
-
-def _add_rows(rollup: Rollup, rows: Iterable[bytes]) -> None:
+def _add_rows(rollup: Rollup, rows: Iterable[tuple[int, bytes]]) -> None:
     header = rollup.header
-    for row in rows:
+    for position, row in rows:
         if not row:
             continue
         match = _ROW_PREFIX.match(row)
@@ -274,7 +330,7 @@ def _add_rows(rollup: Rollup, rows: Iterable[bytes]) -> None:
             raise RollupError(f"unknown dimension {dim!r}")
         if (kind == "hour" and start != header.hour) or (kind == "slice" and not _on_slice_grid(start, header)):
             raise RollupError("part outside its hour")
-        rollup.rows[(kind, start, dim)] = row
+        rollup.rows[(kind, start, dim)] = (position, row)
 
 
 def _on_slice_grid(start: datetime, header: Header) -> bool:

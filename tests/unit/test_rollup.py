@@ -190,6 +190,29 @@ def test_a_damaged_file_set_aside_makes_the_rollup_stale(archive, tmp_path: Path
     assert any(".damaged" in p for p in problems), "the damage itself is still reported"
 
 
+def test_a_flipped_byte_in_a_rollup_never_changes_an_answer(archive, tmp_path: Path) -> None:
+    """Rollups are read lazily, before zstd's checksum at the frame's end: each line's CRC in the header
+    still catches damage, and the answer comes from the raw rows, with a warning."""
+    root, lines = archive
+    copy = tmp_path / "inst"
+    copy.mkdir()
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    part = list_partitions(copy).partitions[1]
+    path = part.path.parent / part.rollup
+    data = bytearray(path.read_bytes())
+    warned = 0
+    for where in range(len(data) // 10, len(data), len(data) // 10):
+        flipped = bytearray(data)
+        flipped[where] ^= 0x08
+        path.write_bytes(bytes(flipped))
+        problems, _ = answers(copy, lines[0].ts, lines[-1].ts)
+        warned += any("rollup" in p for p in problems)
+    assert warned, "no flip was noticed"
+
+
 @pytest.mark.parametrize(
     "content",
     [b"not zstd at all", b"\x28\xb5\x2f\xfd\x00\x00", None],
