@@ -1,5 +1,5 @@
-"""The read commands' library calls: what ``at``, ``window`` and ``snapshots`` ask of an archive, and the
-policy of when there is no answer (:class:`~plsnap.errors.NoDataError`, exit code 3) and why.
+"""The read commands' library calls: what ``at``, ``window``, ``locks``, ``snapshots`` and ``report`` ask of an
+archive, and the policy of when there is no answer (:class:`~plsnap.errors.NoDataError`, exit code 3) and why.
 
 These functions read through :class:`~plsnap.archive.reader.ArchiveReader` and hand plain data to the pure
 modules (:mod:`plsnap.replay`, :mod:`plsnap.summary`); the CLI and the report only render what they return.
@@ -97,9 +97,18 @@ def _errors(gaps: Sequence[Snapshot]) -> str:
 
 
 def window(
-    reader: ArchiveReader, start: datetime, end: datetime, *, by: str = "fingerprint", top: int = 10
+    reader: ArchiveReader,
+    start: datetime,
+    end: datetime,
+    *,
+    by: str = "fingerprint",
+    top: int = 10,
+    load_buckets: int = 0,
 ) -> WindowSummary:
-    """The ASH-style summary of ``[start, end)``; NoDataError when the window holds no line at all."""
+    """The ASH-style summary of ``[start, end)``; NoDataError when the window holds no line at all.
+
+    ``load_buckets`` > 0 also keeps the DB load over time in at most that many buckets (``summary.load``, for
+    ``plsnap report``), in the same pass."""
     bounds = reader.bounds()
     summary = summarize(
         reader.iter_snapshots(start, end, include_idle=False),
@@ -109,6 +118,7 @@ def window(
         top=top,
         instance=reader.instance,
         bounds=bounds,
+        load_buckets=load_buckets,
     )
     if summary.samples == 0 and not summary.gaps:
         if bounds is None:
