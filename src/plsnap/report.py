@@ -790,3 +790,10 @@ def gaps_text(report: Report) -> str:
     if not gaps:
         return "none"
     return f"{len(gaps)} range(s): {report.gap_samples} failed sample(s), {report.gap_seconds:g}s without any sample"
+
+
+def load_text(report: Report) -> str:
+    """``4.79 (highest bucket 9.00)``, or why it is unknown."""
+    if not report.sampled_seconds:
+        return "unknown: no successful sample"
+    return f"{aas_text(report.aas)} (highest bucket {aas_text(report.load.peak_aas)})"

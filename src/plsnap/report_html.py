@@ -26,6 +26,7 @@ from plsnap.report import (
     clip,
     gaps_text,
     lasted_text,
+    load_text,
     seconds_text,
     shares_text,
 )
@@ -176,7 +177,7 @@ def _summary(report: Report, zone: Zone) -> str:
         ("samples", f"{report.samples} good, {report.gap_samples} failed"),
         ("gaps", esc(gaps_text(report))),
         ("bursts", str(len(report.bursts))),
-        ("average active sessions", f"{aas_text(report.aas)} (highest bucket {aas_text(load.peak_aas)})"),
+        ("average active sessions", load_text(report)),
         ("estimated active time", esc(f"{seconds_text(report.total_active_seconds)} s")),
         (
             "statement texts",

@@ -22,6 +22,7 @@ from plsnap.report import (
     clip,
     gaps_text,
     lasted_text,
+    load_text,
     seconds_text,
     shares_text,
 )
@@ -142,7 +143,7 @@ def _summary(report: Report, zone: Zone) -> list[str]:
         ("samples", f"{report.samples} good, {report.gap_samples} failed"),
         ("gaps", gaps_text(report)),
         ("bursts", str(len(report.bursts))),
-        ("average active sessions", f"{aas_text(report.aas)} (highest bucket {aas_text(load.peak_aas)})"),
+        ("average active sessions", load_text(report)),
         ("estimated active time", f"{seconds_text(report.total_active_seconds)} s"),
         (
             "statement texts",
@@ -187,7 +188,11 @@ def _load(report: Report, zone: Zone) -> list[str]:
         "",
         "By state:",
         "",
-        *table(("state", "AAS", "share", "over time"), _series_rows(view.charts["state"].series, top), (1, 2)),
+        *(
+            table(("state", "AAS", "share", "over time"), _series_rows(view.charts["state"].series, top), (1, 2))
+            if view.charts["state"].series
+            else ["(nothing ran in any sample)" if report.sampled_seconds else "(no successful sample)"]
+        ),
     ]
 
 

@@ -394,8 +394,9 @@ class _Window:
 class _LoadTracker:
     """The streaming state of :class:`Load`. Each running session counts once per sample under one tuple of its
     values (group key, then one per :data:`LOAD_DIMENSIONS`); :meth:`weigh` adds the counts x the weight that
-    ``_Window.settle`` gives the same sample into its bucket; :meth:`finish` spreads the tuples over the
-    dimensions. (Far fewer distinct tuples than session-samples per bucket: this keeps the pass fast.)"""
+    ``_Window.settle`` gives the same sample into the tuples of its bucket; when the next bucket begins (samples
+    come in ``ts`` order), the bucket's tuples are spread over the dimensions and dropped. (A bucket holds far
+    fewer distinct tuples than session-samples: this keeps the pass fast and its memory one bucket deep.)"""
 
     def __init__(self, start: datetime, end: datetime, by: str, max_buckets: int) -> None:
         # fine buckets chosen from the window alone; finish() coarsens them to at least the interval
@@ -404,7 +405,10 @@ class _LoadTracker:
         self.hosts: dict[str, str] = {}
         self.counts: dict[tuple[str, ...], int] = {}
         self.pending: tuple[int, dict[tuple[str, ...], int]] | None = None
-        self.weighed: dict[int, dict[tuple[str, ...], float]] = {}
+        self.bucket: tuple[int, dict[tuple[str, ...], float]] | None = None
+        self.active: dict[str, dict[str, dict[int, float]]] = {name: {} for name in LOAD_DIMENSIONS}
+        self.users: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.group_hosts: defaultdict[tuple[str, str], float] = defaultdict(float)
 
     def see(self, session: Session, key: str) -> None:
         host = session.host or ""
@@ -438,9 +442,36 @@ class _LoadTracker:
         index, counts = self.pending
         self.pending = None
         self.load.sampled[index] = self.load.sampled.get(index, 0.0) + weight
-        into = self.weighed.setdefault(index, {})
+        if self.bucket is None or self.bucket[0] != index:
+            self.fold()
+            self.bucket = (index, {})
+        into = self.bucket[1]
         for values, count in counts.items():
             into[values] = into.get(values, 0.0) + count * weight
+
+    def fold(self) -> None:
+        """Spread the current bucket's tuples over the dimensions."""
+        if self.bucket is None:
+            return
+        index, weighed = self.bucket
+        self.bucket = None
+        users, hosts = self.users, self.group_hosts
+        sums: list[defaultdict[str, float]] = [defaultdict(float) for _ in LOAD_DIMENSIONS]
+        state, fingerprints, user, command, host, db = sums
+        for (key, *values), seconds in weighed.items():
+            state[values[0]] += seconds
+            fingerprints[values[1]] += seconds
+            user[values[2]] += seconds
+            command[values[3]] += seconds
+            host[values[4]] += seconds
+            db[values[5]] += seconds
+            users[key, values[2]] += seconds
+            hosts[key, values[4]] += seconds
+        for name, totals in zip(LOAD_DIMENSIONS, sums, strict=True):
+            into = self.active[name]
+            for value, seconds in totals.items():
+                buckets = into.setdefault(value, {})
+                buckets[index] = buckets.get(index, 0.0) + seconds
 
     def execution(self, key: str, seconds: float) -> None:
         load = self.load
@@ -448,31 +479,13 @@ class _LoadTracker:
         load.longest[key] = max(load.longest.get(key, 0.0), seconds)
 
     def finish(self, interval: float | None) -> Load:
+        self.fold()
         load = self.load
-        active: dict[str, dict[str, dict[int, float]]] = {name: {} for name in LOAD_DIMENSIONS}
-        users: defaultdict[tuple[str, str], float] = defaultdict(float)
-        hosts: defaultdict[tuple[str, str], float] = defaultdict(float)
-        for index, weighed in self.weighed.items():
-            sums: list[defaultdict[str, float]] = [defaultdict(float) for _ in LOAD_DIMENSIONS]
-            state, fingerprints, user, command, host, db = sums
-            for (key, *values), seconds in weighed.items():
-                state[values[0]] += seconds
-                fingerprints[values[1]] += seconds
-                user[values[2]] += seconds
-                command[values[3]] += seconds
-                host[values[4]] += seconds
-                db[values[5]] += seconds
-                users[key, values[2]] += seconds
-                hosts[key, values[4]] += seconds
-            for name, totals in zip(LOAD_DIMENSIONS, sums, strict=True):
-                into = active[name]
-                for value, seconds in totals.items():
-                    into.setdefault(value, {})[index] = seconds
-        for (key, value), seconds in users.items():
+        for (key, value), seconds in self.users.items():
             load.users.setdefault(key, {})[value] = seconds
-        for (key, value), seconds in hosts.items():
+        for (key, value), seconds in self.group_hosts.items():
             load.hosts.setdefault(key, {})[value] = seconds
-        load.active = {name: values for name, values in active.items() if values}
+        load.active = {name: values for name, values in self.active.items() if values}
         fine = load.bucket_seconds
         for step in BUCKET_STEPS:
             if step >= fine and step >= (interval or 1) and step % fine == 0:

@@ -364,3 +364,31 @@ def test_report_does_not_import_the_capture_stack(data: Path, tmp_path: Path) ->
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_window_of_failed_samples_is_reported_as_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A window holding only failed samples is answered (exit 0), never as zero load: average active sessions
+    are unknown, every bucket is a gap, no section claims that nothing ran."""
+    data = incident.write(tmp_path / "data", [gap(t) for t in range(0, 120, 10)])
+    for form in ("md", "html"):
+        code, out, err = run(capsys, "report", "2026-11-28T03:00Z", "2026-11-28T03:02Z", "--data-dir", str(data),
+                             "--format", form, "-o", "-")  # fmt: skip
+        assert code == 0, err
+        assert "unknown: no successful sample" in out
+        assert "12 failed sample" in out
+    md = run(capsys, "report", "2026-11-28T03:00Z", "2026-11-28T03:02Z", "--data-dir", str(data), "--format", "md")[1]
+    line = md.split("```text\n", 1)[1].split("  peak", 1)[0]
+    assert set(line) == {"·"}
+    assert "(no successful sample)" in md
+
+
+def test_compare_in_html_flags_new_statements(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The HTML compare table flags the added statement NEW and shows 0.0% for the others."""
+    data = incident.write(tmp_path / "data", [*steady_load(0, 10), *steady_load(86400, 10, extra=True)])
+    code, page, err = run(capsys, "report", "2026-11-29T03:00Z", "2026-11-29T04:00Z", "--data-dir", str(data),
+                          "--compare", "-1d", "-o", "-")  # fmt: skip
+    assert code == 0, err
+    table = page.split("<table class=compare>", 1)[1].split("</table>", 1)[0]
+    assert table.count('<span class="flag">NEW</span>') == 1
+    assert table.count("<td class=n>0.0%</td>") == 3, "three unchanged statements"
+    assert "<td class=n>+20.0%</td>" in table, "the total: 5 average active sessions, then 6"
