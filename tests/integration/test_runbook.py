@@ -157,6 +157,9 @@ def test_every_runbook_command_runs_against_a_real_archive(
         shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m plsnap.cli "$@"\n')
         shim.chmod(0o755)
         env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        if os.environ.get("PYTHONPATH"):  # the commands run in another directory: a relative src/ must still win
+            paths = os.environ["PYTHONPATH"].split(os.pathsep)
+            env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in paths if p)
         outputs = {}
         for command in commands:
             result = subprocess.run(["bash", "-c", prelude + command], cwd=work, capture_output=True, text=True,
