@@ -1,7 +1,7 @@
 """Names vulture cannot see being used (``make lint`` runs ``vulture src vulture_allowlist.py``)."""
 
 import plsnap
-from plsnap import archive, config, locks, metrics, replay
+from plsnap import archive, config, locks, metrics, replay, summary
 
 plsnap.__getattr__  # PEP 562: the lazy public API
 plsnap.__dir__
@@ -11,3 +11,4 @@ config.documented_keys  # the example config is checked against it
 metrics._QuietHandler.log_message  # overrides the access log of wsgiref
 replay.AtResult.in_gap  # public API
 locks.episodes  # public API: the episodes of a sequence of samples
+summary.Load.merge  # public API: per-hour rollups add Loads of disjoint spans (tests/unit/test_summary.py)

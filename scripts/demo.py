@@ -3,7 +3,8 @@ daemon, then the answers read from the archive alone.
 
 Run it with ``make demo`` (about a minute). The server has its own datadir, port and socket under a temporary
 directory and is removed at the end; the system server on 3306 is never contacted. The archive is kept in
-``./demo-archive`` (``--archive DIR``), so you can go on exploring it.
+``./demo-archive`` (``--archive DIR``), so you can go on exploring it, and the incident report of the pile-ups
+is written next to it, ``./demo-report.html``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if str(REPO) not in sys.path:  # run as a script: make the repository's `tests` 
 from tests.devserver import DevServer  # noqa: E402
 
 ORDERS = 2000
+REPORT_NAME = "demo-report.html"
 
 
 def main() -> int:
@@ -40,6 +42,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the daemon samples (default 60)")
     parser.add_argument(
         "--archive", type=Path, default=Path("demo-archive"), help="where the archive is kept (default ./demo-archive)"
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PNG",
+        help="also take a screenshot of the report's top in headless chromium (docs/images/report.png is made so)",
     )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="plsnap-demo-"))
@@ -77,6 +85,7 @@ def main() -> int:
         time.sleep(2.5)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
+        finished = time.time()
         start = datetime.fromtimestamp(row_at - args.seconds * 0.1, UTC)
         end = datetime.fromtimestamp(mdl_at + hold + 4, UTC)
         data = ["--data-dir", str(archive)]
@@ -89,6 +98,20 @@ def main() -> int:
         for command in commands:
             say("$ plsnap " + " ".join(command) + " --data-dir " + shlex.quote(str(args.archive)))
             subprocess.run([sys.executable, "-m", "plsnap.cli", *command, *data, "--utc"], check=True)
+        # the report covers the whole run: the steady load before, between and after the pile-ups too
+        report = archive.with_name(REPORT_NAME)
+        shown = shlex.quote(str(args.archive.with_name(REPORT_NAME)))
+        window = (iso(datetime.fromtimestamp(began - 2, UTC)), iso(datetime.fromtimestamp(finished + 1, UTC)))
+        say(f"$ plsnap report {' '.join(window)} --data-dir {shlex.quote(str(args.archive))} -o {shown}")
+        subprocess.run(
+            [sys.executable, "-m", "plsnap.cli", "report", *window, "--data-dir", str(args.archive), "--utc", "-o",
+             str(report)],
+            check=True,
+        )  # fmt: skip
+        say(f"the report is one self-contained page: open {report.as_uri()} in a browser (it works offline)")
+        if args.screenshot:
+            screenshot(report, args.screenshot.absolute())
+            say(f"screenshot of the report: {args.screenshot}")
         say(
             f"the archive stays in {archive}: explore it with `plsnap snapshots --data-dir {args.archive}`, "
             f"`plsnap window -1h now --data-dir {args.archive}` or `zstdcat {args.archive}/default/*/*.zst | jq .ts`"
@@ -98,6 +121,25 @@ def main() -> int:
         stop.set()
         server.cleanup()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def screenshot(page: Path, target: Path) -> None:
+    """The report from its title to the end of the DB load chart, as Debian's headless chromium draws it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+            tab.goto(page.as_uri(), wait_until="load")
+            box = tab.locator("section#load").bounding_box()
+            assert box is not None
+            tab.screenshot(path=str(target), clip={"x": 0, "y": 0, "width": 1280, "height": box["y"] + box["height"]},
+                           full_page=True)  # fmt: skip
+        finally:
+            browser.close()
 
 
 def say(text: str) -> None:

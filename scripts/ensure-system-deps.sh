@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system tools the test suite needs are present: mariadbd (the suite starts its own throwaway
 # server), zstd and jq (archive interop checks), faketime (clock-jump faults), openssl (TLS test
-# certificates), systemd-analyze (unit checks) and unshare (PID 1 test). Installs them with apt-get when running as root; otherwise
-# prints the exact command to run and fails.
+# certificates), systemd-analyze (unit checks), unshare (PID 1 test) and chromium (the report's browser tests, driven
+# headless by Playwright; Playwright's own browser download is never used). Installs them with apt-get when
+# running as root; otherwise prints the exact command to run and fails.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,7 @@ command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -28,6 +28,7 @@ examples:
   plsnap at -15m --all --format json              15 minutes ago, idle sessions too, as JSON
   plsnap window 03:00 03:30 --by user --top 5     who dominated that half hour
   plsnap snapshots -2h                            samples and gaps of the last two hours
+  plsnap report 03:00 04:00 -o incident.html      one self-contained page for the incident (or --format md)
   plsnap verify                                   check every frame of the archive; report damage and losses
   plsnap prune --dry-run                          what retention would delete, and why
   plsnap at 1795835640 --data-dir ./copied-archive    read an archive copied to a laptop
@@ -54,11 +55,16 @@ COMMAND_EXAMPLES = {
         "plsnap reindex                                  # every finished hour without a valid rollup\n"
         "  plsnap reindex -7d now --data-dir /mnt/copy --cache ~/.cache/plsnap    # a read-only copy"
     ),
+    "report": (
+        "plsnap report 03:00 04:00 -o incident.html\n  plsnap report -1h now --format md > incident.md\n"
+        "  plsnap report 03:00 04:00 --compare -1d --redact literals -o for-the-vendor.html"
+    ),
     "prune": "plsnap prune --dry-run\n  plsnap prune --format json",
     "check": "plsnap check -c /etc/plsnap/plsnap.toml",
     "health": "plsnap health    # in a container HEALTHCHECK: exit 0 while captures are recent",
 }
 FORMATS = ("table", "json", "csv")
+REPORT_FORMATS = ("html", "md")
 DIMENSIONS = ("fingerprint", "user", "host", "db", "state", "command")
 SOURCES = ("auto", "show", "information_schema", "performance_schema")
 
@@ -140,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     locks.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
     locks.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
+    report = add("report", "one self-contained incident report of FROM..TO: HTML page or Markdown")
+    _report_arguments(report)
     snapshots = add("snapshots", "list samples and gaps with their metadata", output)
     snapshots.add_argument("start", metavar="FROM", nargs="?", help="default: an hour before the newest sample")
     snapshots.add_argument("end", metavar="TO", nargs="?", help="default: the end of the archive")
@@ -158,6 +166,33 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", "check config, connectivity, privileges, data directory and archive health")
     add("health", "exit 0 if the daemon's last capture attempt is recent (for container health checks)")
     return parser
+
+
+def _report_arguments(report: argparse.ArgumentParser) -> None:
+    report.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
+    report.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE ('-': stdout). Default: stdout for md; for html a file "
+        "plsnap-report-<instance>-<FROM>.html in the current directory",
+    )
+    report.add_argument(
+        "--format", choices=REPORT_FORMATS, help="html or md (default: md when FILE ends in .md, else html)"
+    )
+    report.add_argument(
+        "--compare",
+        metavar="BASELINE",
+        help="compare with a baseline window: -1d or -7d shift FROM and TO back (not relative to now), any "
+        "other time is the baseline's FROM (same length)",
+    )
+    report.add_argument(
+        "--redact",
+        choices=("literals",),
+        help="replace every literal in every statement text with ? (default: texts as the archive holds them)",
+    )
+    report.add_argument("--top", type=_positive_int, default=10, metavar="N", help="statements and groups (default 10)")
 
 
 def _positive_int(text: str) -> int:
@@ -209,7 +244,9 @@ def _where(exc: BaseException) -> str:
 #: and gets its error message.
 _RELATIVE_ARG = re.compile(r"^-\d")
 _VALUE_OPTIONS = frozenset({"-c", "--config", "--data-dir", "--instance", "--tz", "--format", "--by", "--top",
-                            "--interval", "--source", "--cache"})  # fmt: skip
+                            "--interval", "--source", "--cache", "-o", "--output", "--redact"})  # fmt: skip
+#: Options whose value may be a shift such as -1d (not a time relative to now): given as ``--compare=-1d``.
+_SHIFT_OPTIONS = frozenset({"--compare"})
 
 
 _REWRITTEN: dict[str, str] = {}
@@ -220,7 +257,9 @@ def _protect_relative_times(argv: Sequence[str]) -> list[str]:
     out: list[str] = []
     for arg in argv:
         takes_value = bool(out) and out[-1] in _VALUE_OPTIONS
-        if _RELATIVE_ARG.match(arg) and not takes_value:
+        if out and out[-1] in _SHIFT_OPTIONS and _RELATIVE_ARG.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        elif _RELATIVE_ARG.match(arg) and not takes_value:
             _REWRITTEN[f"now{arg}"] = arg
             out.append(f"now{arg}")
         else:
@@ -410,6 +449,63 @@ def cmd_locks(args: argparse.Namespace) -> int:
     else:
         _emit(render.locks_table(found, start, end, zone=_display_zone(args)))
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``plsnap report FROM TO``: one HTML page (or Markdown) from the archive alone."""
+    from plsnap import report, report_html, report_md
+
+    now = datetime.now(UTC)
+    start, end = _time(args, args.start, now), _time(args, args.end, now)
+    if end <= start:
+        raise UsageError(f"TO must be after FROM (got {args.start!r} .. {args.end!r})")
+    output = args.output
+    form = args.format or ("md" if output and output.lower().endswith(".md") else "html")
+    baseline = None
+    if args.compare is not None:
+        baseline = report.baseline_window(args.compare, start, end, lambda text: _time(args, text, now))
+    with _reader(args) as reader:
+        try:
+            made = report.build(
+                reader,
+                start,
+                end,
+                top=args.top,
+                baseline=baseline,
+                redact=args.redact == "literals",
+                command=report.CommandLine(reader.instance, config=args.config, data_dir=args.data_dir),
+                now=now,
+            )
+        finally:
+            _warn(reader)
+    zone = _display_zone(args)
+    body = report_html.render(made, zone=zone) if form == "html" else report_md.render(made, zone=zone)
+    if output is None and form == "html":
+        output = f"plsnap-report-{made.instance}-{start.astimezone(UTC):%Y%m%dT%H%M%SZ}.html"
+    if output is None or output == "-":
+        sys.stdout.write(body)
+        sys.stdout.flush()
+        return 0
+    path = Path(output)
+    _write_atomically(path, body.encode("utf-8"))
+    _emit(f"wrote {path} ({len(body.encode('utf-8')) / 1024:.0f} KiB, {form})")
+    return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a new file in the same directory (mode 0644 less the umask), then
+    rename it into place: a reader never sees half a report."""
+    import secrets
+
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
@@ -607,6 +703,7 @@ COMMANDS = {
     "window": cmd_window,
     "snapshots": cmd_snapshots,
     "locks": cmd_locks,
+    "report": cmd_report,
     "verify": cmd_verify,
     "reindex": cmd_reindex,
     "prune": cmd_prune,

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from plsnap.counters import CounterPart, CounterTracker, merge_counters
 from plsnap.locks import EpisodePart, EpisodeTracker, merge_episodes
 from plsnap.model import Session, Snapshot, is_active
-from plsnap.replay import StitchBuilder, StitchPart, merge_stitch
+from plsnap.replay import Execution, StitchBuilder, StitchPart, merge_stitch
 
 #: Bumped whenever :func:`plsnap.fingerprint.fingerprint` may return something else for a statement: rollups
 #: grouped with another version are stale.
@@ -104,6 +104,8 @@ class Partial:
     stitch: StitchPart = field(default_factory=lambda: StitchPart(cap=10))
     episodes: EpisodePart = field(default_factory=EpisodePart)
     counters: CounterPart = field(default_factory=lambda: CounterPart(CounterTracker().summary))
+    #: The report's DB load over time (:class:`plsnap.summary.LoadTracker`), kept only by one pass over raw rows.
+    load: Any = None
 
     def extend(self, later: Partial) -> None:
         """Append the part of the span right after this one (``later`` is not modified; this part is)."""
@@ -137,6 +139,8 @@ class Partial:
         self.pending = None
         span = max(0, ms_of(next_ts) - ms_of(pending.ts))
         weight = min(pending.interval_ms, span) if pending.interval_ms else span
+        if self.load is not None:
+            self.load.weigh(weight / 1000)
         for dim, counts in pending.counts.items():
             groups = self.groups.get(dim)
             if groups is None:
@@ -153,11 +157,18 @@ class PartialBuilder:
     inside the span to keep; ``cell_seconds``: the counters' cell size.
     """
 
-    def __init__(self, dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60) -> None:
+    def __init__(self, dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60, load: Any = None) -> None:
         self.dims = tuple(dims)
         self.key_of = [(dim, DIMENSIONS[dim]) for dim in self.dims]
-        self.partial = Partial(self.dims, groups={dim: {} for dim in self.dims})
-        self.stitch = StitchBuilder(cap)
+        self.partial = Partial(self.dims, groups={dim: {} for dim in self.dims}, load=load)
+        on_end = None
+        if load is not None:
+            first = DIMENSIONS[self.dims[0]]
+
+            def on_end(execution: Execution) -> None:
+                load.execution(first(execution.last), execution.min_duration)
+
+        self.stitch = StitchBuilder(cap, on_end=on_end)
         self.episodes = EpisodeTracker()
         self.counters = CounterTracker(cell_seconds)
 
@@ -202,6 +213,12 @@ class PartialBuilder:
                 group.sessions.add(session.id)
                 found = counts[dim]
                 found[key] = found.get(key, 0) + 1
+        if partial.load is not None:
+            first = self.key_of[0][1]
+            for session in snapshot.sessions or ():
+                if is_active(session.command, session.info):
+                    partial.load.see(session, first(session))
+            partial.load.sample(snapshot, running)
         lines.append(Line(snapshot.ts, SAMPLE, snapshot.interval_s, running, snapshot.visibility == "own"))
         partial.pending = Pending(snapshot.ts, interval_ms(snapshot.interval_s), counts, running)
         self.stitch.feed(snapshot)
@@ -215,9 +232,12 @@ class PartialBuilder:
         return partial
 
 
-def build(snapshots: Iterable[Snapshot], dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60) -> Partial:
-    """The part of ``snapshots`` (in ``ts`` order)."""
-    builder = PartialBuilder(dims, cap=cap, cell_seconds=cell_seconds)
+def build(
+    snapshots: Iterable[Snapshot], dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60, load: Any = None
+) -> Partial:
+    """The part of ``snapshots`` (in ``ts`` order); ``load`` (a :class:`plsnap.summary.LoadTracker`) is fed by the
+    same pass."""
+    builder = PartialBuilder(dims, cap=cap, cell_seconds=cell_seconds, load=load)
     for snapshot in snapshots:
         builder.feed(snapshot)
     return builder.finish()

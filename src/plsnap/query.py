@@ -1,5 +1,5 @@
-"""The read commands' library calls: what ``at``, ``window`` and ``snapshots`` ask of an archive, and the
-policy of when there is no answer (:class:`~plsnap.errors.NoDataError`, exit code 3) and why.
+"""The read commands' library calls: what ``at``, ``window``, ``locks``, ``snapshots`` and ``report`` ask of an
+archive, and the policy of when there is no answer (:class:`~plsnap.errors.NoDataError`, exit code 3) and why.
 
 These functions read through :class:`~plsnap.archive.reader.ArchiveReader` (and the rollups) and hand plain data
 to the pure modules (:mod:`plsnap.replay`, :mod:`plsnap.summary`); the CLI and the report only render what they
@@ -112,12 +112,18 @@ def window(
     by: str = "fingerprint",
     top: int = 10,
     rollups: Rollups | None = None,
+    load_buckets: int = 0,
 ) -> WindowSummary:
     """The ASH-style summary of ``[start, end)``; NoDataError when the window holds no line at all. With
-    ``rollups``, whole hours and 5-minute slices are read from them (the answer is the same)."""
+    ``rollups``, whole hours and 5-minute slices are read from them (the answer is the same).
+
+    ``load_buckets`` > 0 also keeps the DB load over time in at most that many buckets (``summary.load``, for
+    ``plsnap report``), in the same pass; rollups do not hold it, so the raw rows are read."""
     from plsnap.summary import finish
 
-    partial = window_part(reader, start, end, by=by, top=top, rollups=rollups)
+    if load_buckets:
+        rollups = None
+    partial = window_part(reader, start, end, by=by, top=top, rollups=rollups, load_buckets=load_buckets)
     bounds = archive_bounds(reader, rollups)
     summary = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds)
     if rollups is not None:
@@ -158,17 +164,21 @@ def window_part(
     by: str,
     top: int,
     rollups: Rollups | None = None,
+    load_buckets: int = 0,
 ) -> Partial:
     """The part of ``[start, end)``: from rollups where a valid one covers a whole slice or hour (windows of an
-    hour or more), from raw rows elsewhere; the same, key for key, as one pass over the raw rows."""
+    hour or more), from raw rows elsewhere; the same, key for key, as one pass over the raw rows. With
+    ``load_buckets``, one pass over the raw rows that also keeps the DB load over time."""
     from plsnap.partial import build, join
     from plsnap.rollup import RollupError
-    from plsnap.summary import cell_seconds_for
+    from plsnap.summary import LoadTracker, cell_seconds_for
 
     cell = cell_seconds_for(start, end)
 
     def raw(low: datetime, high: datetime) -> Partial:
-        return build(reader.iter_snapshots(low, high, include_idle=False), (by,), cap=top, cell_seconds=cell)
+        load = LoadTracker(start, end, by, load_buckets) if load_buckets else None
+        snapshots = reader.iter_snapshots(low, high, include_idle=False)
+        return build(snapshots, (by,), cap=top, cell_seconds=cell, load=load)
 
     if rollups is None or cell != 60:
         return raw(start, end)

@@ -198,8 +198,9 @@ class StitchPart:
 class StitchBuilder:
     """Builds the :class:`StitchPart` of a span from its samples in ``ts`` order (running statements only)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, *, on_end: Callable[[Execution], None] | None = None) -> None:
         self.part = StitchPart(cap=cap)
+        self.on_end = on_end
         self._heads: set[int] = set()
         self._stitcher = Stitcher(include_idle=False, on_end=self._ended)
 
@@ -216,6 +217,8 @@ class StitchBuilder:
         part.last_ts = snapshot.ts
 
     def _ended(self, execution: Execution) -> None:
+        if self.on_end is not None:
+            self.on_end(execution)
         if id(execution) in self._heads:
             return
         part = self.part

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from plsnap.counters import CounterSummary
 from plsnap.locks import Episode
-from plsnap.model import Snapshot
-from plsnap.partial import GAP, MARKER, Line, Partial, PartialBuilder, ms_of
+from plsnap.model import Session, Snapshot
+from plsnap.partial import DIMENSIONS, GAP, MARKER, Line, Partial, PartialBuilder, ms_of
 from plsnap.replay import Execution
 
 BUCKET_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 60
 #: Lock-wait episodes shown by ``window`` (``plsnap locks`` lists them all).
 TOP_BLOCKERS = 5
+#: What the DB-load series (:class:`Load`) are kept by: the report stacks its chart by the first four and lists
+#: top users, hosts and databases from the rest.
+LOAD_DIMENSIONS = ("state", "fingerprint", "user", "command", "host", "db")
 
 
 @dataclass(slots=True)
@@ -98,15 +103,111 @@ class WindowSummary:
     blockers: tuple[Episode, ...] = ()
     counters: CounterSummary = field(default_factory=CounterSummary)
     bursts: tuple[Snapshot, ...] = ()
+    load: Load | None = None
 
 
-def choose_bucket(window_seconds: float, interval: float | None) -> int:
-    """A bucket size (seconds) giving at most ~60 buckets and at least one sample per bucket."""
+def choose_bucket(window_seconds: float, interval: float | None, max_buckets: int = MAX_BUCKETS) -> int:
+    """A bucket size (seconds) giving at most ``max_buckets`` buckets and at least one sample per bucket."""
     floor = interval or 1
     for step in BUCKET_STEPS:
-        if step >= floor and window_seconds / step <= MAX_BUCKETS:
+        if step >= floor and window_seconds / step <= max_buckets:
             return step
     return BUCKET_STEPS[-1]
+
+
+@dataclass(slots=True)
+class Load:
+    """DB load over time (the report's charts), kept as plain sums keyed by value so that two of them with the
+    same ``bucket_seconds`` over disjoint spans merge by adding (:meth:`merge`), and a fine one re-buckets into
+    a coarser one (:meth:`rebucket`).
+
+    Buckets are numbered ``epoch seconds // bucket_seconds``. ``sampled`` holds per bucket the seconds its
+    samples weigh (the weight of ``active_seconds``: the time to the next sample, capped at the sample's own
+    interval), ``samples`` their number; ``active[dimension][value][bucket]`` the running sessions x that weight
+    (average active sessions = active / sampled). Per group key of the summary (``--by``): ``executions`` seen
+    (an execution crossing the boundary of two merged spans counts in both), the ``longest`` one (seconds),
+    its active seconds per ``users`` and ``hosts``. ``servers`` and ``sources`` count samples per
+    ``VERSION()`` and source; ``peak`` is the busiest sample (most running sessions, the earliest on a tie).
+    """
+
+    bucket_seconds: int
+    sampled: dict[int, float] = field(default_factory=dict)
+    samples: dict[int, int] = field(default_factory=dict)
+    active: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    executions: dict[str, int] = field(default_factory=dict)
+    longest: dict[str, float] = field(default_factory=dict)
+    users: dict[str, dict[str, float]] = field(default_factory=dict)
+    hosts: dict[str, dict[str, float]] = field(default_factory=dict)
+    servers: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    peak: tuple[datetime, int] | None = None
+
+    @property
+    def sampled_seconds(self) -> float:
+        """The seconds of the window that samples cover (the denominator of average active sessions)."""
+        return sum(self.sampled.values())
+
+    def totals(self, dimension: str) -> dict[str, float]:
+        """Active seconds per value of ``dimension`` over the whole span."""
+        return {value: sum(buckets.values()) for value, buckets in self.active.get(dimension, {}).items()}
+
+    def bucket_start(self, index: int) -> datetime:
+        """The start of bucket ``index`` (UTC)."""
+        return datetime.fromtimestamp(index * self.bucket_seconds, UTC)
+
+    def merge(self, other: Load) -> None:
+        """Add ``other`` (same bucket size, a disjoint span) into this one."""
+        if other.bucket_seconds != self.bucket_seconds:
+            raise ValueError(f"cannot merge {other.bucket_seconds}s buckets into {self.bucket_seconds}s buckets")
+        _add(self.sampled, other.sampled)
+        _add(self.samples, other.samples)
+        for dimension, values in other.active.items():
+            mine = self.active.setdefault(dimension, {})
+            for value, buckets in values.items():
+                _add(mine.setdefault(value, {}), buckets)
+        _add(self.executions, other.executions)
+        for key, seconds in other.longest.items():
+            self.longest[key] = max(self.longest.get(key, 0.0), seconds)
+        for own, theirs in ((self.users, other.users), (self.hosts, other.hosts)):
+            for key, counts in theirs.items():
+                _add(own.setdefault(key, {}), counts)
+        _add(self.servers, other.servers)
+        _add(self.sources, other.sources)
+        if other.peak is not None and (
+            self.peak is None or (-other.peak[1], other.peak[0]) < (-self.peak[1], self.peak[0])
+        ):
+            self.peak = other.peak
+
+    def rebucket(self, seconds: int) -> Load:
+        """The same load in buckets of ``seconds`` (a multiple of ``bucket_seconds``)."""
+        if seconds % self.bucket_seconds:
+            raise ValueError(f"{seconds}s is not a multiple of {self.bucket_seconds}s")
+        ratio = seconds // self.bucket_seconds
+
+        def coarser(buckets: Mapping[int, Any]) -> dict[int, Any]:
+            out: dict[int, Any] = {}
+            for index, value in buckets.items():
+                out[index // ratio] = out.get(index // ratio, 0) + value
+            return out
+
+        return Load(
+            seconds,
+            sampled=coarser(self.sampled),
+            samples=coarser(self.samples),
+            active={d: {v: coarser(b) for v, b in values.items()} for d, values in self.active.items()},
+            executions=dict(self.executions),
+            longest=dict(self.longest),
+            users={k: dict(v) for k, v in self.users.items()},
+            hosts={k: dict(v) for k, v in self.hosts.items()},
+            servers=dict(self.servers),
+            sources=dict(self.sources),
+            peak=self.peak,
+        )
+
+
+def _add(into: dict[Any, Any], other: Mapping[Any, Any]) -> None:
+    for key, value in other.items():
+        into[key] = into.get(key, 0) + value
 
 
 def summarize(
@@ -118,13 +219,16 @@ def summarize(
     top: int = 10,
     instance: str = "",
     bounds: tuple[datetime, datetime] | None = None,
+    load_buckets: int = 0,
 ) -> WindowSummary:
     """Summarize the samples in ``[start, end)`` (in ``ts`` order) grouped by ``by``, in one streaming pass.
 
     ``bounds`` (the archive's first and last snapshot) lets the parts of the window outside the archive be
-    reported once, as such, instead of as gaps or empty buckets.
+    reported once, as such, instead of as gaps or empty buckets. With ``load_buckets``, the same pass also
+    keeps :class:`Load` in at most that many buckets (``WindowSummary.load``).
     """
-    builder = PartialBuilder((by,), cap=top, cell_seconds=cell_seconds_for(start, end))
+    load = LoadTracker(start, end, by, load_buckets) if load_buckets else None
+    builder = PartialBuilder((by,), cap=top, cell_seconds=cell_seconds_for(start, end), load=load)
     for snapshot in snapshots:
         if start <= snapshot.ts < end:
             builder.feed(snapshot)
@@ -156,6 +260,7 @@ def finish(
     pending = partial.pending
     extra_ms: dict[str, int] = {}
     total_ms = partial.total_ms
+    weight = 0
     if pending is not None:
         span = max(0, ms_of(end) - ms_of(pending.ts))
         weight = min(pending.interval_ms, span) if pending.interval_ms else span
@@ -177,6 +282,12 @@ def finish(
         )
     ranked = sorted(groups, key=lambda g: (-g.active_seconds, -g.samples, g.key))[:top]
     interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
+    load = None
+    if partial.load is not None:
+        partial.load.weigh(weight / 1000)
+        for execution in partial.stitch.open:
+            partial.load.execution(DIMENSIONS[by](execution.last), execution.min_duration)
+        load = partial.load.finish(interval)
     ranges = tuple(sorted([*gap_ranges, *holes.finish(interval)], key=lambda g: g.first))
     bucket = choose_bucket((end - start).total_seconds(), interval)
     outside = holes.outside
@@ -200,7 +311,111 @@ def finish(
         blockers=tuple(partial.episodes.finish()[:TOP_BLOCKERS]),
         counters=partial.counters.summary,
         bursts=tuple(bursts),
+        load=load,
     )
+
+
+class LoadTracker:
+    """The streaming state of :class:`Load`. Each running session counts once per sample under one tuple of its
+    values (group key, then one per :data:`LOAD_DIMENSIONS`); :meth:`weigh` adds the counts x the weight that
+    ``active_seconds`` gives the same sample into the tuples of its bucket; when the next bucket begins (samples
+    come in ``ts`` order), the bucket's tuples are spread over the dimensions and dropped. (A bucket holds far
+    fewer distinct tuples than session-samples: this keeps the pass fast and its memory one bucket deep.) It
+    follows one pass over raw rows (:class:`~plsnap.partial.PartialBuilder` feeds it); use it once."""
+
+    def __init__(self, start: datetime, end: datetime, by: str, max_buckets: int) -> None:
+        # fine buckets chosen from the window alone; finish() coarsens them to at least the interval
+        self.load = Load(choose_bucket((end - start).total_seconds(), None, max_buckets))
+        self.by_fingerprint = by == "fingerprint"
+        self.hosts: dict[str, str] = {}
+        self.counts: dict[tuple[str, ...], int] = {}
+        self.pending: tuple[int, dict[tuple[str, ...], int]] | None = None
+        self.bucket: tuple[int, dict[tuple[str, ...], float]] | None = None
+        self.active: dict[str, dict[str, dict[int, float]]] = {name: {} for name in LOAD_DIMENSIONS}
+        self.users: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.group_hosts: defaultdict[tuple[str, str], float] = defaultdict(float)
+
+    def see(self, session: Session, key: str) -> None:
+        host = session.host or ""
+        short = self.hosts.get(host)
+        if short is None:
+            short = self.hosts[host] = DIMENSIONS["host"](session)
+        values = (
+            key,
+            session.state or "",
+            key if self.by_fingerprint else DIMENSIONS["fingerprint"](session),
+            session.user or "",
+            session.command or "",
+            short,
+            session.db or "",
+        )
+        self.counts[values] = self.counts.get(values, 0) + 1
+
+    def sample(self, snapshot: Snapshot, running: int) -> None:
+        load = self.load
+        index = int(snapshot.ts.timestamp() // load.bucket_seconds)
+        self.pending, self.counts = (index, self.counts), {}
+        load.samples[index] = load.samples.get(index, 0) + 1
+        for into, value in ((load.servers, snapshot.server), (load.sources, snapshot.source)):
+            into[value or ""] = into.get(value or "", 0) + 1
+        if load.peak is None or running > load.peak[1]:
+            load.peak = (snapshot.ts, running)
+
+    def weigh(self, weight: float) -> None:
+        if self.pending is None:
+            return
+        index, counts = self.pending
+        self.pending = None
+        self.load.sampled[index] = self.load.sampled.get(index, 0.0) + weight
+        if self.bucket is None or self.bucket[0] != index:
+            self.fold()
+            self.bucket = (index, {})
+        into = self.bucket[1]
+        for values, count in counts.items():
+            into[values] = into.get(values, 0.0) + count * weight
+
+    def fold(self) -> None:
+        """Spread the current bucket's tuples over the dimensions."""
+        if self.bucket is None:
+            return
+        index, weighed = self.bucket
+        self.bucket = None
+        users, hosts = self.users, self.group_hosts
+        sums: list[defaultdict[str, float]] = [defaultdict(float) for _ in LOAD_DIMENSIONS]
+        state, fingerprints, user, command, host, db = sums
+        for (key, *values), seconds in weighed.items():
+            state[values[0]] += seconds
+            fingerprints[values[1]] += seconds
+            user[values[2]] += seconds
+            command[values[3]] += seconds
+            host[values[4]] += seconds
+            db[values[5]] += seconds
+            users[key, values[2]] += seconds
+            hosts[key, values[4]] += seconds
+        for name, totals in zip(LOAD_DIMENSIONS, sums, strict=True):
+            into = self.active[name]
+            for value, seconds in totals.items():
+                buckets = into.setdefault(value, {})
+                buckets[index] = buckets.get(index, 0.0) + seconds
+
+    def execution(self, key: str, seconds: float) -> None:
+        load = self.load
+        load.executions[key] = load.executions.get(key, 0) + 1
+        load.longest[key] = max(load.longest.get(key, 0.0), seconds)
+
+    def finish(self, interval: float | None) -> Load:
+        self.fold()
+        load = self.load
+        for (key, value), seconds in self.users.items():
+            load.users.setdefault(key, {})[value] = seconds
+        for (key, value), seconds in self.group_hosts.items():
+            load.hosts.setdefault(key, {})[value] = seconds
+        load.active = {name: values for name, values in self.active.items() if values}
+        fine = load.bucket_seconds
+        for step in BUCKET_STEPS:
+            if step >= fine and step >= (interval or 1) and step % fine == 0:
+                return load.rebucket(step) if step != fine else load
+        return load
 
 
 class _Timeline:

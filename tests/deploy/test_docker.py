@@ -38,6 +38,7 @@ from tests.deploy.helpers import (
 from tests.integration.harness import records
 
 CONSTRAINTS = ROOT / "docker" / "constraints.txt"
+CONSTRAINTS_TEST = ROOT / "docker" / "constraints-test.txt"
 INIT_SCRIPT = ROOT / "docker" / "init" / "01-plsnap-user.sh"
 MAKE_SECRETS = ROOT / "docker" / "make-secrets.sh"
 ARCHIVE = "/var/lib/plsnap"
@@ -118,6 +119,24 @@ def test_image_pins_every_runtime_dependency() -> None:
     instructions = dockerfile_instructions()
     assert any("docker/constraints.txt" in i.args for i in instructions if i.keyword == "COPY")
     assert any("PIP_CONSTRAINT=" in i.args for i in instructions if i.keyword == "ENV")
+
+
+def test_test_tooling_is_pinned() -> None:
+    """docker/constraints-test.txt pins each requirement of the `test` extra (Playwright included) exactly, inside
+    the range pyproject allows, and only as name==version lines."""
+    pins: dict[str, str] = {}
+    for raw in CONSTRAINTS_TEST.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version, f"{raw!r}: constraints must be name==version"
+            pins[canonicalize_name(name)] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for requirement in (Requirement(r) for r in project["project"]["optional-dependencies"]["test"]):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in {CONSTRAINTS_TEST.name}"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {requirement}"
+    assert "playwright" in pins
 
 
 def test_dockerignore_admits_only_what_the_build_copies() -> None:

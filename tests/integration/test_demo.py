@@ -11,7 +11,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 
 def test_demo_finds_both_pileups_and_keeps_the_archive(tmp_path: Path) -> None:
     """A short demo run prints the window summary, an `at` tree for the row-lock pileup and one for the
-    metadata-lock pileup (each rooted at its idle holder), the lock-wait episodes, and keeps the archive."""
+    metadata-lock pileup (each rooted at its idle holder), the lock-wait episodes, keeps the archive, and writes
+    the HTML report next to it, printing the command that made it."""
     archive = tmp_path / "demo-archive"
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--seconds", "16", "--archive", str(archive)],
@@ -30,3 +31,8 @@ def test_demo_finds_both_pileups_and_keeps_the_archive(tmp_path: Path) -> None:
     assert "lock-wait episodes" in out
     assert (archive / "default").is_dir(), "the archive is kept"
     assert str(archive) in out
+    report = tmp_path / "demo-report.html"
+    assert "$ plsnap report 20" in out and f"-o {report}" in out, "the command that made the report is shown"
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'data-series="Updating"' in page
+    assert "ROOT BLOCKER" in page

@@ -134,3 +134,96 @@ def test_not_recorded_span_from_a_gap_line() -> None:
     (span,) = [g for g in summary.gaps if g.kind == "not_recorded"]
     assert (span.first, span.last, span.count) == (at(40), at(100), 6)
     assert [g.kind for g in summary.gaps] == ["not_recorded"]
+
+
+# --- the DB load kept for the report (Load) ---------------------------------------------------------------
+
+
+def steady(start: float, end: float, step: float = 10.0) -> list:
+    """Samples every ``step`` s: session 1 runs SLOW as user report in state "Sending data", session 2 runs FAST
+    as app in "Updating" in every other sample, one host per session, a second server version half-way."""
+    out = []
+    for t in range(int(start), int(end), int(step)):
+        sessions = [running(1, SLOW, started=start - 5, now=t, user="report", host="10.0.0.1:5000")]
+        if (t // int(step)) % 2 == 0:
+            sessions.append(running(2, FAST, started=t, now=t, user="app", host="10.0.0.2:6000", state="Updating"))
+        sample = snap(t, *sessions, interval=step)
+        if t >= (start + end) / 2:
+            from dataclasses import replace
+
+            sample = replace(sample, server="10.11.20-MariaDB")
+        out.append(sample)
+    return out
+
+
+def test_load_is_kept_only_when_asked_for() -> None:
+    """summarize() keeps no Load unless load_buckets is given: window pays nothing for the report."""
+    assert summarize(samples(), at(0), at(60)).load is None
+
+
+def test_load_weighs_every_sample_like_active_seconds() -> None:
+    """Per fingerprint and per user, the Load's active seconds are the summary's active_seconds (same weights),
+    including across a failed sample, and the sampled seconds are the samples' weights."""
+    data = samples()
+    by_fingerprint = summarize(data, at(0), at(60), load_buckets=360)
+    by_user = summarize(data, at(0), at(60), by="user")
+    load = by_fingerprint.load
+    assert load is not None
+    assert load.totals("fingerprint") == pytest.approx({g.key: g.active_seconds for g in by_fingerprint.groups})
+    assert load.totals("user") == pytest.approx({g.key: g.active_seconds for g in by_user.groups})
+    assert sum(load.totals("state").values()) == pytest.approx(by_fingerprint.total_active_seconds)
+    assert load.sampled_seconds == pytest.approx(60.0)
+    assert load.peak == (at(10), 2)
+    # every sighting of session 1 starts a new execution (its started_at moves by 10 s): 6, and 2 updates
+    assert load.executions == {
+        "select * from orders where customer_id = ?": 6,
+        "update stock set n = n - ? where sku = ?": 2,
+    }
+    assert load.users["update stock set n = n - ? where sku = ?"] == {"app": pytest.approx(20.0)}
+
+
+def test_load_buckets_are_never_finer_than_the_interval() -> None:
+    """An hour sampled every 15 s is kept in 30 s buckets (a multiple of the fine 10 s ones), each with samples:
+    no bucket is empty merely because it fell between two samples."""
+    summary = summarize(steady(0, 3600, 15), at(0), at(3600), load_buckets=360)
+    load = summary.load
+    assert load is not None
+    assert load.bucket_seconds == 30
+    assert sorted(load.samples) == list(range(int(at(0).timestamp()) // 30, int(at(3600).timestamp()) // 30))
+    assert set(load.samples.values()) == {2}
+
+
+def test_load_of_two_halves_merges_into_the_load_of_the_whole() -> None:
+    """The Load of [0, 30m) merged with that of [30m, 60m) is the Load of [0, 60m): plain sums keyed by value,
+    as per-hour rollups need (executions crossing the split would count twice; none does here)."""
+    data = steady(0, 3600)
+    whole = summarize(data, at(0), at(3600), load_buckets=360).load
+    first = summarize(data, at(0), at(1800), load_buckets=360).load
+    second = summarize(data, at(1800), at(3600), load_buckets=360).load
+    assert whole is not None and first is not None and second is not None
+    assert first.bucket_seconds == second.bucket_seconds == 10
+    first = first.rebucket(whole.bucket_seconds)
+    first.merge(second.rebucket(whole.bucket_seconds))
+    assert first.sampled == pytest.approx(whole.sampled)
+    assert first.samples == whole.samples
+    assert {d: {v: pytest.approx(b) for v, b in values.items()} for d, values in first.active.items()} == whole.active
+    assert (first.servers, first.sources, first.peak) == (whole.servers, whole.sources, whole.peak)
+    for mine, theirs in ((first.users, whole.users), (first.hosts, whole.hosts)):
+        assert {k: pytest.approx(v) for k, v in mine.items()} == theirs
+    assert whole.servers == {"10.11.19-MariaDB": 180, "10.11.20-MariaDB": 180}
+    assert whole.totals("host") == {"10.0.0.1": pytest.approx(3600.0), "10.0.0.2": pytest.approx(1800.0)}
+    with pytest.raises(ValueError, match="cannot merge"):
+        first.merge(summarize(data, at(0), at(60), load_buckets=360).load.rebucket(20))  # type: ignore[union-attr]
+
+
+def test_rebucket_keeps_every_total_and_refuses_a_size_that_does_not_divide() -> None:
+    """Coarser buckets hold the same sums; a size that is not a multiple of the current one is refused."""
+    load = summarize(steady(0, 3600), at(0), at(3600), load_buckets=360).load
+    assert load is not None
+    coarse = load.rebucket(600)
+    assert len(coarse.sampled) == 6
+    assert coarse.sampled_seconds == pytest.approx(load.sampled_seconds)
+    assert coarse.totals("fingerprint") == pytest.approx(load.totals("fingerprint"))
+    assert coarse.bucket_start(min(coarse.sampled)) == at(0)
+    with pytest.raises(ValueError, match="not a multiple"):
+        load.rebucket(15)
