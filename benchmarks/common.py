@@ -13,6 +13,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +26,16 @@ from pymysql.constants import COMMAND
 from tests.devserver import DevServer
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = REPO / ".venv" / "bin"
+#: The checkout's own virtualenv, else the interpreter running this (a git worktree without a .venv).
+VENV_BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin" / "python").exists() else Path(sys.executable).parent
+if str(REPO / "src") not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    # Child processes (the plsnap CLI, the daemon) must run this checkout's code, not an installed wheel.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
 PLSNAP = VENV_BIN / "plsnap"
 PYTHON = VENV_BIN / "python"
+#: ``$PLSNAP_BENCH_CACHE``, taken out of the environment: the plsnap CLI and daemon that the scenarios start
+#: refuse any ``PLSNAP_<X>_<Y>`` variable that is not a config key.
+BENCH_CACHE = os.environ.pop("PLSNAP_BENCH_CACHE", None)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -191,7 +199,7 @@ def raise_fd_limit() -> None:
 
 def cache_dir() -> Path:
     """Where generated data sets are kept between runs (``$PLSNAP_BENCH_CACHE``, else a temp dir)."""
-    path = Path(os.environ.get("PLSNAP_BENCH_CACHE") or Path(tempfile.gettempdir()) / "plsnap-bench-cache")
+    path = Path(BENCH_CACHE or Path(tempfile.gettempdir()) / "plsnap-bench-cache")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
