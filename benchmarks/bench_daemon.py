@@ -48,7 +48,7 @@ def count_samples(instance_dir: Path) -> int:
     """Complete snapshot lines in the archive, the live partition's open frame included (``zstdcat | wc -l``)."""
     if not instance_dir.exists():
         return 0
-    partitions, _ = list_partitions(instance_dir)
+    partitions = list_partitions(instance_dir).partitions
     total = 0
     for part in partitions:
         argv = ["zstdcat", "-q", str(part.path)]

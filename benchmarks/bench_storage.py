@@ -27,7 +27,7 @@ import orjson
 
 from benchmarks.common import Results, dir_bytes, fmt, need_tool, run_alone, verdict
 from benchmarks.synth_archive import Dataset, Spec, generate, seed_name
-from plsnap.archive.format import decode_partition, encode_line
+from plsnap.archive.format import decode_lines, encode_line
 from plsnap.archive.layout import partition_path
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.model import SESSION_KEYS, parse_ts
@@ -61,7 +61,7 @@ def hour_figures(dataset: Dataset, workdir: Path) -> dict[str, float]:
     """Per-sample bytes over one full hour in the middle of the data set, for every way of storing it."""
     hour = dataset.spec.start + timedelta(hours=dataset.spec.hours // 2)
     part = partition_path(dataset.instance_dir, hour)
-    lines = decode_partition(part.read_bytes()).lines
+    lines = decode_lines(part.read_bytes())[0]
     n = len(lines)
     raw_json = b"".join(line + b"\n" for line in lines)
     seed_files = [

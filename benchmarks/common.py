@@ -13,6 +13,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +26,16 @@ from pymysql.constants import COMMAND
 from tests.devserver import DevServer
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = REPO / ".venv" / "bin"
+#: The checkout's own virtualenv, else the interpreter running this (a git worktree without a .venv).
+VENV_BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin" / "python").exists() else Path(sys.executable).parent
+if str(REPO / "src") not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    # Child processes (the plsnap CLI, the daemon) must run this checkout's code, not an installed wheel.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
 PLSNAP = VENV_BIN / "plsnap"
 PYTHON = VENV_BIN / "python"
+#: ``$PLSNAP_BENCH_CACHE``, taken out of the environment: the plsnap CLI and daemon that the scenarios start
+#: refuse any ``PLSNAP_<X>_<Y>`` variable that is not a config key.
+BENCH_CACHE = os.environ.pop("PLSNAP_BENCH_CACHE", None)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -191,7 +199,7 @@ def raise_fd_limit() -> None:
 
 def cache_dir() -> Path:
     """Where generated data sets are kept between runs (``$PLSNAP_BENCH_CACHE``, else a temp dir)."""
-    path = Path(os.environ.get("PLSNAP_BENCH_CACHE") or Path(tempfile.gettempdir()) / "plsnap-bench-cache")
+    path = Path(BENCH_CACHE or Path(tempfile.gettempdir()) / "plsnap-bench-cache")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -335,15 +343,195 @@ def _hard_close(conn: pymysql.connections.Connection) -> None:
             sock.close()
 
 
-def start_server(basedir: Path) -> DevServer:
-    """A started DevServer with the shop schema, the application users and a PROCESS-only capture user."""
-    server = DevServer(basedir)
+def start_server(
+    basedir: Path, *, extra_args: Sequence[str] = (), capture_grants: Sequence[str] = ("PROCESS ON *.*",)
+) -> DevServer:
+    """A started DevServer with the shop schema, the application users and a capture user (PROCESS only unless
+    ``capture_grants`` says more); ``extra_args`` go to mariadbd (e.g. ``--plugin-load-add=metadata_lock_info``)."""
+    server = DevServer(basedir, extra_args=extra_args)
     server.start()
     server.execute(*SCHEMA)
     for user, password in APP_USERS:
         server.create_user(user, password, ("SELECT ON shop.*",))
-    server.create_user(*CAPTURE_USER, ("PROCESS ON *.*",))
+    server.create_user(*CAPTURE_USER, capture_grants)
     return server
+
+
+def thread_cpu_ns(pid: int, tid: int) -> int:
+    """Nanoseconds thread ``tid`` of process ``pid`` has run on a CPU (``/proc/<pid>/task/<tid>/schedstat``):
+    exact, unlike the 10 ms ticks of ``stat``, and blind to every other thread of the server."""
+    return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+
+
+def connection_tid(server: DevServer, connection_id: int) -> int:
+    """The OS thread serving connection ``connection_id`` (MariaDB's PROCESSLIST.TID; one thread per
+    connection, the server's default ``thread_handling``)."""
+    conn = server.root_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT TID FROM information_schema.PROCESSLIST WHERE ID = %s", (connection_id,))
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    if row is None or row[0] is None:
+        raise RuntimeError(f"connection {connection_id} has no thread id in the processlist")
+    return int(row[0])
+
+
+LOCK_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS shop.stock (sku INT PRIMARY KEY, qty INT) ENGINE=InnoDB",
+    "REPLACE INTO shop.stock VALUES (1, 10), (2, 20), (3, 30)",
+    "CREATE TABLE IF NOT EXISTS shop.coupons (id INT PRIMARY KEY, code VARCHAR(16)) ENGINE=InnoDB",
+    "REPLACE INTO shop.coupons VALUES (1, 'WELCOME')",
+)
+
+
+class LockPileup:
+    """Lock waits that stay for the whole measurement, so every lock query of the capture returns rows.
+
+    - row locks: one open transaction holds ``SELECT ... FOR UPDATE`` on a row of ``shop.stock``;
+      ``row_waiters`` sessions run an ``UPDATE`` of that row (state ``Updating``, trx ``LOCK WAIT``);
+    - metadata locks: the same transaction has read ``shop.coupons``; an ``ALTER TABLE`` on it waits for the
+      metadata lock, and ``mdl_waiters`` ``SELECT`` statements queue behind the ALTER ("Waiting for table metadata
+      lock").
+
+    Waits are sent and never read (like :class:`Load`'s sleeping statements), with lock timeouts of an hour;
+    :meth:`close` kills every session, which rolls the holder back.
+    """
+
+    def __init__(self, server: DevServer, *, row_waiters: int = 4, mdl_waiters: int = 4) -> None:
+        self.server = server
+        self.row_waiters = row_waiters
+        self.mdl_waiters = mdl_waiters
+        self.conns: list[pymysql.connections.Connection] = []
+
+    @property
+    def sessions(self) -> int:
+        """How many sessions the pileup holds (holder, waiters, the ALTER)."""
+        return 2 + self.row_waiters + self.mdl_waiters
+
+    def _session(self) -> pymysql.connections.Connection:
+        conn = self.server.root_connect(read_timeout=None)
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 3600, lock_wait_timeout = 3600")
+        self.conns.append(conn)
+        return conn
+
+    def _wait_for(self, expected: int, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = self.server.root_connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE '%metadata lock%' "
+                        "OR (STATE = 'Updating' AND INFO LIKE 'UPDATE shop.stock%')"
+                    )
+                    row = cur.fetchone()
+            finally:
+                conn.close()
+            if row is not None and int(row[0]) >= expected:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lock pileup: {row[0] if row else 0} of {expected} sessions waiting")
+            time.sleep(0.05)
+
+    def start(self) -> LockPileup:
+        """Open the holder, then the waiters; return once every waiter waits."""
+        self.server.execute(*LOCK_SCHEMA)
+        holder = self._session()
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT qty FROM shop.stock WHERE sku = 1 FOR UPDATE")
+            cur.fetchall()
+            cur.execute("SELECT code FROM shop.coupons WHERE id = 1")
+            cur.fetchall()
+        for _ in range(self.row_waiters):
+            self._session()._execute_command(COMMAND.COM_QUERY, "UPDATE shop.stock SET qty = qty - 1 WHERE sku = 1")
+        self._session()._execute_command(COMMAND.COM_QUERY, "ALTER TABLE shop.coupons ADD COLUMN note VARCHAR(20)")
+        self._wait_for(self.row_waiters + 1)
+        for _ in range(self.mdl_waiters):
+            self._session()._execute_command(COMMAND.COM_QUERY, "SELECT code FROM shop.coupons WHERE id = 1")
+        self._wait_for(self.row_waiters + 1 + self.mdl_waiters)
+        return self
+
+    def close(self) -> None:
+        """Kill every session of the pileup."""
+        if not self.conns:
+            return
+        root = self.server.root_connect()
+        try:
+            with root.cursor() as cur:
+                for conn in self.conns:
+                    with contextlib.suppress(pymysql.MySQLError):
+                        cur.execute(f"KILL {int(conn.thread_id())}")
+        finally:
+            root.close()
+        for conn in self.conns:
+            _hard_close(conn)
+        self.conns.clear()
+
+
+SYSBENCH_USER = ("sbtest", "sb-secret-4")
+
+
+class Sysbench:
+    """``sysbench oltp_read_write`` against the dev server over its unix socket: ``threads`` connections,
+    at most ``rate`` transactions per second (0 = as fast as it can), stopping by itself after ``seconds``."""
+
+    def __init__(
+        self, server: DevServer, *, threads: int = 48, rate: int = 200, tables: int = 4, table_size: int = 10_000
+    ) -> None:
+        self.server = server
+        self.threads = threads
+        self.rate = rate
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = [
+            need_tool("sysbench"),
+            "oltp_read_write",
+            "--db-driver=mysql",
+            f"--mysql-socket={server.socket}",
+            f"--mysql-user={SYSBENCH_USER[0]}",
+            f"--mysql-password={SYSBENCH_USER[1]}",
+            "--mysql-db=sbtest",
+            f"--tables={tables}",
+            f"--table-size={table_size}",
+        ]
+
+    @property
+    def command(self) -> str:
+        """The run command line, password left out (for the docs)."""
+        shown = [a for a in self.base[1:] if not a.startswith(("--mysql-password", "--mysql-socket"))]
+        return "sysbench " + " ".join([*shown, f"--threads={self.threads}", f"--rate={self.rate}", "run"])
+
+    def prepare(self) -> None:
+        """Create the sbtest database, its user and tables."""
+        self.server.execute("CREATE DATABASE IF NOT EXISTS sbtest")
+        self.server.create_user(*SYSBENCH_USER, ("ALL ON sbtest.*",))
+        subprocess.run([*self.base, "prepare"], check=True, capture_output=True)
+
+    def start(self, seconds: int, log: Path) -> None:
+        """Run in the background for at most ``seconds`` (the run ends by itself even if this process dies)."""
+        argv = [*self.base, f"--threads={self.threads}", f"--rate={self.rate}", f"--time={seconds}", "run"]
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while process_count(self.server) < self.threads:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sysbench did not start; see {log}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """End the run (SIGTERM, then SIGKILL)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def mariadbd_pid(server: DevServer) -> int:

@@ -117,7 +117,7 @@ def profile_capture(sessions: int, samples: int, top: int) -> None:
             load.resize(sessions)
             time.sleep(1.0)
             for source in ("auto", "show"):
-                action, close = plsnap_pipeline(server, Path(tmp) / "archive", source)
+                action, close, _ = plsnap_pipeline(server, Path(tmp) / "archive", source)
                 try:
                     for _ in range(3):
                         action()

@@ -1,6 +1,7 @@
 """Every benchmark scenario, then ONE table of plsnap against its peers with ratios (``make bench``).
 
-Scenarios (one module each, see their docstrings): 1 capture cost (``bench_capture``), 2 storage
+Scenarios (one module each, see their docstrings): 1 capture cost and one triggered burst (``bench_capture``,
+about 8 minutes: three processlists, two modes, 7 rounds, a 60 s burst), 2 storage
 (``bench_storage``), 3 replay latency (``bench_replay``), 4 window summary (``bench_window``), 5 daemon footprint
 (``bench_daemon``). The synthetic 7-day archive of scenarios 2-4 is generated once by ``synth_archive`` and cached
 (``$PLSNAP_BENCH_CACHE``, default /tmp/plsnap-bench-cache).
@@ -60,6 +61,7 @@ def machine() -> list[str]:
         f"python: {platform.python_version()} ({sys.executable})",
         f"mariadbd: {_first_line(['mariadbd', '--version'])}",
         f"mysql client: {_first_line(['mysql', '--version'])}",
+        f"sysbench: {_first_line(['sysbench', '--version'])}",
         f"zstd: {_first_line(['zstd', '--version'])}",
         f"gzip: {_first_line(['gzip', '--version'])}",
         f"awk: {Path(shutil.which('awk') or 'awk').resolve()} ({_first_line(['awk', '--version'])})",

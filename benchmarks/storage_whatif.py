@@ -18,7 +18,7 @@ import orjson
 
 from benchmarks.common import fmt
 from benchmarks.synth_archive import Spec, generate, seed_name
-from plsnap.archive.format import decode_partition, encode_line
+from plsnap.archive.format import decode_lines, encode_line
 from plsnap.archive.layout import partition_path
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.fingerprint import redact_literals
@@ -119,7 +119,7 @@ def main() -> None:
     spec = Spec() if args.interval == 10 else Spec(interval=args.interval, hours=48)
     dataset = generate(spec)
     hour = spec.start + timedelta(hours=spec.hours // 2)
-    lines = decode_partition(partition_path(dataset.instance_dir, hour).read_bytes()).lines
+    lines = decode_lines(partition_path(dataset.instance_dir, hour).read_bytes())[0]
     seed = sum((dataset.seed_dir / seed_name(parse_ts(orjson.loads(x)["ts"]))).stat().st_size for x in lines)
     seed /= len(lines)
     print(f"{len(lines)} samples at {args.interval:g}s; seed gzip {fmt(seed, 'B')}/sample")
