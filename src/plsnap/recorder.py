@@ -224,7 +224,7 @@ class Recorder:
         written = self.writer.append(line, snapshot.ts)
         frames, self.writer.closed_frames = self.writer.closed_frames, []
         if self.keeper is not None:
-            self.keeper.feed(snapshot, opened=self.writer.opened, fresh=self.writer.fresh, frames=frames)
+            self.keeper.feed(line, opened=self.writer.opened, fresh=self.writer.fresh, frames=frames)
         return written
 
     def _log_notes(self) -> None:
@@ -403,10 +403,13 @@ class Recorder:
         with self.lock:
             self.closed = True
             try:
-                self.writer.close()
-                if self.keeper is not None:
-                    frames, self.writer.closed_frames = self.writer.closed_frames, []
-                    self.keeper.close(frames)
+                try:
+                    self.writer.close_partition()
+                    if self.keeper is not None:
+                        frames, self.writer.closed_frames = self.writer.closed_frames, []
+                        self.keeper.close(frames)
+                finally:
+                    self.writer.close()
             finally:
                 self.source.close()
 

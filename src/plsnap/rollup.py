@@ -568,11 +568,16 @@ class Keeper:
         self.written = 0
         self.failures = 0
 
-    def feed(self, snapshot: Snapshot, *, opened: int, fresh: bool, frames: list[tuple[str, str, int]]) -> None:
-        """After the writer appended ``snapshot``'s line: ``opened`` counts the writer's file openings and
-        ``fresh`` says whether the last file it opened was new, ``frames`` the (date, file, size) of the frames it
-        closed meanwhile."""
+    def feed(self, line: bytes, *, opened: int, fresh: bool, frames: list[tuple[str, str, int]]) -> None:
+        """After the writer appended ``line``: ``opened`` counts the writer's file openings and ``fresh`` says
+        whether the last file it opened was new, ``frames`` the (date, file, size) of the frames it closed
+        meanwhile. The line is read back as readers read it (its ``ts`` in milliseconds, every value validated),
+        so that the rollup says exactly what a scan of the raw rows says."""
         try:
+            record = parse_line(line)
+            snapshot = Snapshot.from_record(record, include_idle=False) if record is not None else None
+            if snapshot is None:
+                raise ValueError("the line just written does not read back")
             self._feed(snapshot, opened=opened, fresh=fresh, frames=frames)
         except Exception as exc:  # a rollup is derived data: it must never stop the capture
             self._failed(exc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ import pytest
 from plsnap.archive import list_partitions, partition_path
 from plsnap.model import parse_ts
 from tests.faults.tools import FakeClock, check_archive, log_events, mid_hour_offset, run_daemon, stop_daemon
-from tests.integration.harness import Daemon, records, write_config
+from tests.integration.harness import Daemon, plsnap, records, write_config
 
 WAIT_FOR_SAMPLES = 5.0  # seconds a 1 s daemon gets to produce samples after a step before it counts as stalled
 
@@ -108,6 +108,44 @@ def test_clock_steps_keep_partitions_consistent(tmp_path: Path, mariadb_running,
     assert len(partitions) == 3, partitions  # H-1, H and H+24h
     assert all(r["error"] is None for r in found), [r["error"] for r in found if r["error"]][:3]
     assert not stalls, f"the daemon stopped sampling after these clock steps (restarted to go on): {stalls}"
+    # The hour the clock went back into got lines after its rollup was written: readers must not trust it.
+    assert_rollups_answer_like_raw_rows(cfg, final[0], final[-1])
+
+
+def assert_rollups_answer_like_raw_rows(cfg: Path, first: str, last: str) -> None:
+    """``window`` and ``locks`` over the whole archive say the same with and without rollups."""
+    start = parse_ts(first).replace(minute=0, second=0, microsecond=0)
+    end = parse_ts(last).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    span = [start.isoformat(), end.isoformat()]
+    for command in ("window", "locks"):
+        fast = plsnap(command, *span, "-c", str(cfg), "--format", "json")
+        slow = plsnap(command, *span, "-c", str(cfg), "--format", "json", "--no-rollups")
+        assert fast.returncode == slow.returncode == 0, fast.stderr + slow.stderr
+        assert fast.stdout == slow.stdout, f"{command}: rollups changed the answer"
+
+
+def test_rotation_writes_the_hours_rollup(tmp_path: Path, mariadb_running, capture_user, clock) -> None:
+    """A daemon running across an hour boundary writes that hour's final rollup at rotation (built from what it
+    captured, the whole hour), and the live hour's at shutdown; both answer like the raw rows."""
+    from plsnap.rollup import decode_file
+
+    cfg = write_config(tmp_path / "plsnap.toml", mariadb_running, capture_user, interval="1s")
+    instance_dir = tmp_path / "archive" / "default"
+    now = datetime.now(UTC)
+    clock.set(3600 - (now.minute * 60 + now.second) - 8)  # HH:59:52 of the fake clock
+    with run_daemon(cfg, env=clock.env()) as proc:
+        deadline = time.monotonic() + 40
+        while len(list_partitions(instance_dir).partitions) < 2 or len(records(instance_dir)) < 14:
+            assert time.monotonic() < deadline, proc.output[-3000:]
+            time.sleep(0.2)
+        assert stop_daemon(proc) == 0, proc.output[-3000:]
+    first, second = list_partitions(instance_dir).partitions[:2]
+    assert first.rollup and second.rollup, list(instance_dir.rglob("*"))
+    header = decode_file((first.path.parent / first.rollup).read_bytes()).header
+    assert header.complete and header.built_by == "daemon"
+    assert header.size == first.path.stat().st_size
+    found = records(instance_dir)
+    assert_rollups_answer_like_raw_rows(cfg, found[0]["ts"], found[-1]["ts"])
 
 
 def test_sampling_goes_on_after_the_clock_steps_back(tmp_path: Path, mariadb_running, capture_user, clock) -> None:

@@ -41,14 +41,16 @@ def write(root: Path, lines: list[Snapshot], *, keeper: bool = False, close: boo
     writer = ArchiveWriter(root, fsync=False)
     kept = Keeper(writer.directory) if keeper else None
     for line in lines:
-        writer.append(encode_line(line.to_record()), line.ts)
+        encoded = encode_line(line.to_record())
+        writer.append(encoded, line.ts)
         frames, writer.closed_frames = writer.closed_frames, []
         if kept is not None:
-            kept.feed(line, opened=writer.opened, fresh=writer.fresh, frames=frames)
+            kept.feed(encoded, opened=writer.opened, fresh=writer.fresh, frames=frames)
     if close:
-        writer.close()
+        writer.close_partition()
         if kept is not None:
             kept.close(writer.closed_frames)
+        writer.close()
     return writer
 
 

@@ -394,6 +394,11 @@ class ArchiveWriter:
             if entry.kind == "file" and TEMP_RE.match(entry.name):
                 folder.unlink(entry.name)
 
+    def close_partition(self) -> None:
+        """Close the open frame (fsynced) and the partition file, keeping the lock (shutdown, before
+        :meth:`close`: what the caller writes after the last frame still goes into a locked archive)."""
+        self._close_partition()
+
     def close(self) -> None:
         """Close the open frame (fsynced), clear the note and release the lock; safe to call twice."""
         try:
