@@ -29,9 +29,16 @@ FINGERPRINT_VERSION = 1
 
 
 def _fingerprint(session: Session) -> str:
-    from plsnap.fingerprint import fingerprint
+    """The session's statement fingerprint (:mod:`plsnap.fingerprint` is loaded on the first call)."""
+    global _fingerprint_of  # noqa: PLW0603 - bound once, on first use, to keep start-up light
+    if _fingerprint_of is None:
+        from plsnap.fingerprint import fingerprint
 
-    return fingerprint(session.info or "")
+        _fingerprint_of = fingerprint
+    return _fingerprint_of(session.info or "")
+
+
+_fingerprint_of: Callable[[str], str] | None = None
 
 
 DIMENSIONS: dict[str, Callable[[Session], str]] = {
@@ -199,19 +206,20 @@ class PartialBuilder:
         running = 0
         counts: dict[str, dict[str, int]] = {dim: {} for dim in self.dims}
         groups = partial.groups
+        plan = [(key_of, groups[dim], counts[dim]) for dim, key_of in self.key_of]
+        ts = snapshot.ts
         for session in snapshot.sessions or ():
             if not is_active(session.command, session.info):
                 continue
             running += 1
-            for dim, key_of in self.key_of:
+            sid = session.id
+            for key_of, by_key, found in plan:
                 key = key_of(session)
-                by_key = groups[dim]
                 group = by_key.get(key)
                 if group is None:
-                    group = by_key[key] = GroupState(example=session.info, example_at=(snapshot.ts, session.id))
+                    group = by_key[key] = GroupState(example=session.info, example_at=(ts, sid))
                 group.samples += 1
-                group.sessions.add(session.id)
-                found = counts[dim]
+                group.sessions.add(sid)
                 found[key] = found.get(key, 0) + 1
         if partial.load is not None:
             first = self.key_of[0][1]

@@ -270,12 +270,26 @@ class _Stream:
         return found
 
 
-def encode_file(header: Header, hour: Partial | None, slices: Iterable[tuple[datetime, Partial]], level: int) -> bytes:
+def encode_file(
+    header: Header,
+    hour: Partial | None,
+    slices: Iterable[tuple[datetime, Partial]],
+    level: int,
+    *,
+    cache: dict[datetime, list[bytes]] | None = None,
+) -> bytes:
     """The compressed rollup file, one zstd frame: the header line (which lists every other line's CRC), then
     the hour's part (when given), then the slices; each part is one line of what every dimension shares and one
-    line per dimension, so that a reader decompresses and parses only what it uses."""
+    line per dimension, so that a reader decompresses and parses only what it uses. ``cache`` keeps each
+    slice's lines once encoded (the daemon rewrites the live hour's rollup as slices close)."""
     lines = _part_lines("hour", header.hour, hour, None) if hour is not None else []
-    lines += [line for start, part in slices for line in _part_lines("slice", start, part, SLICE_CAP)]
+    for start, part in slices:
+        encoded = cache.get(start) if cache is not None else None
+        if encoded is None:
+            encoded = _part_lines("slice", start, part, SLICE_CAP)
+            if cache is not None:
+                cache[start] = encoded
+        lines += encoded
     header = dataclasses.replace(header, crcs=tuple(zlib.crc32(line) for line in lines))
     content = b"\n".join([orjson.dumps(header.to_json()), *lines]) + b"\n"
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(content)
@@ -405,9 +419,9 @@ def _build(snapshots: Iterable[Snapshot]) -> Partial:
 
 
 def write(folder: SafeDir, header: Header, hour: Partial | None, slices: Iterable[tuple[datetime, Partial]],
-          *, level: int = FINAL_LEVEL) -> int:  # fmt: skip
+          *, level: int = FINAL_LEVEL, cache: dict[datetime, list[bytes]] | None = None) -> int:  # fmt: skip
     """Write a rollup beside its partition (temp file, fsync, rename); returns its size in bytes."""
-    data = encode_file(header, hour, slices, level)
+    data = encode_file(header, hour, slices, level, cache=cache)
     folder.atomic_write(rollup_name(header.partition), data)
     return len(data)
 
@@ -543,7 +557,7 @@ class _Hour:
     usable: bool
     opened: int
     slices: list[tuple[datetime, Partial]] = field(default_factory=list)
-    encoded: dict[datetime, bytes] = field(default_factory=dict)
+    encoded: dict[datetime, list[bytes]] = field(default_factory=dict)
     builder: PartialBuilder | None = None
     slot: datetime | None = None
     first_ts: datetime | None = None
@@ -660,7 +674,8 @@ class Keeper:
                 built_by="daemon",
             )
             part = join((p for _, p in slices), DIMENSIONS, cap=HOUR_CAP) if final else None
-            self.written += write(folder, header, part, slices, level=FINAL_LEVEL if final else LIVE_LEVEL)
+            level = FINAL_LEVEL if final else LIVE_LEVEL
+            self.written += write(folder, header, part, slices, level=level, cache=hour.encoded)
         if self.failures:
             log.info("rollups written again", after_failures=self.failures)
             self.failures = 0

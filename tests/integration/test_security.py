@@ -119,16 +119,19 @@ def test_world_writable_data_dir_is_refused(tmp_path: Path, mariadb_running, cap
 
 
 def test_partition_modes_respect_umask(tmp_path: Path, mariadb_running, capture_user) -> None:
-    """Daemon-created partitions are 0640 and directories 0750 under umask 022."""
+    """Daemon-created partitions and rollups are 0640 and directories 0750 under umask 022."""
     cfg = write_config(tmp_path / "c.toml", mariadb_running, capture_user)
     old = os.umask(0o022)
     try:
         assert plsnap("capture", "-c", str(cfg)).returncode == 0
     finally:
         os.umask(old)
-    (part,) = (tmp_path / "archive").rglob("*.zst")
-    assert part.stat().st_mode & 0o777 == 0o640
-    assert part.parent.stat().st_mode & 0o777 == 0o750
+    written = sorted((tmp_path / "archive").rglob("*.zst"))
+    assert any(path.name.endswith(".jsonl.zst") for path in written)
+    assert any(".rollup." in path.name for path in written)
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o640, path
+        assert path.parent.stat().st_mode & 0o777 == 0o750, path
 
 
 @pytest.fixture(scope="module")
