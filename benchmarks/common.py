@@ -6,6 +6,7 @@ its peers. Ratios taken within one run are the figures to trust; absolute number
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import random
@@ -31,6 +32,9 @@ VENV_BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin" / "python").exists(
 if str(REPO / "src") not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     # Child processes (the plsnap CLI, the daemon) must run this checkout's code, not an installed wheel.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+# Byte-compile it, as pip does when it installs the wheel: with PYTHONDONTWRITEBYTECODE set (as on this machine)
+# every CLI run would otherwise compile every module again, about 0.15 s that users never pay.
+compileall.compile_dir(REPO / "src", quiet=1)
 PLSNAP = VENV_BIN / "plsnap"
 PYTHON = VENV_BIN / "python"
 #: ``$PLSNAP_BENCH_CACHE``, taken out of the environment: the plsnap CLI and daemon that the scenarios start

@@ -2,13 +2,14 @@
 
 Scenarios (one module each, see their docstrings): 1 capture cost and one triggered burst (``bench_capture``,
 about 8 minutes: three processlists, two modes, 7 rounds, a 60 s burst), 2 storage
-(``bench_storage``), 3 replay latency (``bench_replay``), 4 window summary (``bench_window``), 5 daemon footprint
+(``bench_storage``), 3 replay latency (``bench_replay``), 4 window summary over rollups and raw rows
+(``bench_window``), 6 the rollup keeper's CPU per sample and its bytes (``bench_rollup``), 5 daemon footprint
 (``bench_daemon``). The synthetic 7-day archive of scenarios 2-4 is generated once by ``synth_archive`` and cached
 (``$PLSNAP_BENCH_CACHE``, default /tmp/plsnap-bench-cache).
 
 Usage::
 
-    .venv/bin/python benchmarks/run_all.py [--only capture,storage,replay,window,daemon]
+    .venv/bin/python benchmarks/run_all.py [--only capture,storage,replay,window,rollup,daemon]
                                            [--daemon-samples 2000] [--markdown FILE] [--json FILE]
 
 The machine is shared and noisy: trust the ratios taken within one run more than the absolute figures.
@@ -30,11 +31,18 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
 
-from benchmarks import bench_capture, bench_daemon, bench_replay, bench_storage, bench_window  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bench_capture,
+    bench_daemon,
+    bench_replay,
+    bench_rollup,
+    bench_storage,
+    bench_window,
+)
 from benchmarks.common import Results, render_table  # noqa: E402
 from benchmarks.synth_archive import Spec, generate  # noqa: E402
 
-SCENARIOS = ("capture", "storage", "replay", "window", "daemon")
+SCENARIOS = ("capture", "storage", "replay", "window", "rollup", "daemon")
 
 
 def _first_line(argv: list[str]) -> str:
@@ -102,6 +110,7 @@ def main() -> int:
         "storage": lambda: bench_storage.run(results, week),
         "replay": lambda: bench_replay.run(results, week),
         "window": lambda: bench_window.run(results, week),
+        "rollup": lambda: bench_rollup.run(results),
         "daemon": lambda: bench_daemon.run(results, args.daemon_samples),
     }
     failed: list[str] = []

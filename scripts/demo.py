@@ -114,7 +114,7 @@ def main() -> int:
             say(f"screenshot of the report: {args.screenshot}")
         say(
             f"the archive stays in {archive}: explore it with `plsnap snapshots --data-dir {args.archive}`, "
-            f"`plsnap window -1h now --data-dir {args.archive}` or `zstdcat {args.archive}/default/*/*.zst | jq .ts`"
+            f"`plsnap window -1h now --data-dir {args.archive}` or `zstdcat {args.archive}/default/*/*.jsonl.zst | jq .ts`"
         )
         return 0
     finally:
