@@ -478,6 +478,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         finally:
             _warn(reader)
+        data_dir = reader.instance_dir.parent
     zone = _display_zone(args)
     body = report_html.render(made, zone=zone) if form == "html" else report_md.render(made, zone=zone)
     if output is None and form == "html":
@@ -487,25 +488,31 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     path = Path(output)
+    _refuse_inside(path, data_dir)
     _write_atomically(path, body.encode("utf-8"))
     _emit(f"wrote {path} ({len(body.encode('utf-8')) / 1024:.0f} KiB, {form})")
     return 0
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a new file in the same directory (mode 0644 less the umask), then
-    rename it into place: a reader never sees half a report."""
-    import secrets
+def _refuse_inside(path: Path, data_dir: Path) -> None:
+    """A report never goes into the data directory, where it could replace a partition or its rollup."""
+    where = Path(os.path.realpath(path.expanduser().parent)) / path.name
+    if where.is_relative_to(Path(os.path.realpath(data_dir))):
+        raise UsageError(
+            f"-o {path}: the report would be written inside the archive ({data_dir}); choose a path outside it"
+        )
+    if where.is_dir():
+        raise UsageError(f"-o {path}: is a directory; give a file name")
 
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with the archive's atomic write (temp file, fsync, rename, fsync of the
+    directory), mode 0644 less the umask: a reader never sees half a report. The page goes wherever the user
+    asks, so the directory is opened without the archive's ownership checks."""
+    from plsnap.archive.fs import SafeDir
+
+    with SafeDir.open_root(path.parent, writable=False) as folder:
+        folder.atomic_write(path.name, data, mode=0o644)
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:

@@ -153,6 +153,7 @@ class PyMySQLConnection:
 
     def _socket(self) -> socket.socket:
         params = self.params
+        sock: socket.socket | None = None
         try:
             if params.unix_socket:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -168,9 +169,11 @@ class PyMySQLConnection:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         except TimeoutError:
             self._forget()
+            _close(sock)
             raise ConnectionLost(f"timed out after {params.connect_timeout:g}s (connect_timeout)") from None
         except OSError as exc:
             self._forget()
+            _close(sock)
             raise ConnectionLost(_one_line(exc.strerror or exc).lower()) from None
         if self._aborted:
             sock.close()
@@ -263,6 +266,13 @@ def translate(exc: BaseException) -> ConnectionLost | ServerError:
             return ConnectionLost(f"({code}) {message}")
         return ServerError(code, message)
     return ConnectionLost(_one_line(exc) or type(exc).__name__)
+
+
+def _close(sock: socket.socket | None) -> None:
+    """Close a socket whose connect failed (it would otherwise leak until garbage collection)."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def _one_line(value: object) -> str:

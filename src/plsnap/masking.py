@@ -34,25 +34,12 @@ import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from plsnap.secretwords import may_hold_secret
+
 __all__ = ["mask_secrets", "redact_literals"]
 
 _MASKED = "'<secret>'"
 
-# The cheap test that every new statement text goes through (lowercased, see _precheck()): a statement that
-# does not match it is returned as is by mask_secrets(). Every rule below needs one of these words in the raw
-# text: passw, pwd, identif, secret, token, api_key, credential, private, auth, crypt, encode, decode,
-# keyring, asymmetric, server, master, replica, slave, connection, option_list, ://, mysql, prepare,
-# immediate, rds_, az_, create|alter user; inside a string that PREPARE or EXECUTE IMMEDIATE runs, a word
-# can be spelled with escapes (``\I\D...``), hence ``\\[a-z]``. The alternatives are grouped by their
-# first letter, which the regex engine matches faster than a flat list or re.IGNORECASE.
-_PRECHECK = re.compile(
-    r"""
-    a(?:uth|pi_?key|symmetric|lter\s+user|z_)|c(?:r(?:ypt|edential|eate\s+user)|onnection)|decode|encode
-    |i(?:dentif|mmediate)|keyring|m(?:aster|ysql)|option_list|p(?:assw|wd|rivate|repare)|r(?:eplica|ds_)
-    |s(?:ecret|erver|lave)|token|://|\\[a-z]
-    """,
-    re.X,
-)
 
 # Rules on the lowercased code of one reading: literals replaced with '' (or with their content when a quoted
 # identifier holds a plain word), comments with a space, backticks dropped around plain words. (Word
@@ -78,7 +65,7 @@ _SECRET_CODE = re.compile(
 # clause of an UPDATE, INSERT, REPLACE or LOAD DATA statement.
 _SET_SECRET = re.compile(r"s(?<!\ws)et\b[^;]*?(?:passw|pwd|auth|secret|token|credential|private)")
 _SET_CLAUSE_OF = re.compile(r"\b(?:update|insert|replace|load)\b")
-# Statements that run or keep the text of their literals as SQL: those literals are checked with _PRECHECK.
+# Statements that run or keep the text of their literals as SQL: those literals are checked with may_hold_secret().
 _DYNAMIC = re.compile(r"p(?<!\wp)repare\b|e(?<!\we)xecute\s+immediate\b|;\s*set\b|@[\w$.]*\s*:?=|i(?<!\wi)nto\s+@")
 _SET_FIRST = re.compile(r"\s*set\b")
 # Credentials inside a lowercased literal: a URL with a user and password, key=value and JSON forms.
@@ -171,9 +158,7 @@ class _Alt(NamedTuple):
     spans: tuple[_Span, ...] = ()
 
 
-def _precheck(text: str) -> bool:
-    """Whether ``text`` holds a word that some secret-bearing statement needs (see _PRECHECK)."""
-    return _PRECHECK.search(text.lower()) is not None
+_precheck = may_hold_secret
 
 
 def _is_word(char: str) -> bool:

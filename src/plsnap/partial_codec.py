@@ -105,16 +105,39 @@ def _decode_based(obj: dict[str, Any], dims: Iterable[str] | None) -> Partial:
     lines = _unlines(obj["lines"])
     by_dim = {dim: _dict(groups_obj[dim]) for dim in wanted}
     groups = {dim: _groups(value["groups"], dim, lines) for dim, value in by_dim.items()}
+    total_ms = _int(obj["total_ms"])
+    pending = _unpending(obj["pending"], {dim: value["pending"] for dim, value in by_dim.items()})
+    _check_totals(lines, groups, total_ms, pending)
     return Partial(
         dims=wanted,
         lines=lines,
         groups=groups,
-        total_ms=_int(obj["total_ms"]),
-        pending=_unpending(obj["pending"], {dim: value["pending"] for dim, value in by_dim.items()}),
+        total_ms=total_ms,
+        pending=pending,
         stitch=_unstitch(obj["stitch"]),
         episodes=_unepisodes(obj["episodes"]),
         counters=_uncounters(obj["counters"]),
     )
+
+
+def _check_totals(
+    lines: list[Line], groups: dict[str, dict[str, GroupState]], total_ms: int, pending: Pending | None
+) -> None:
+    """What :class:`~plsnap.partial.PartialBuilder` always makes true: each dimension's groups split the part's
+    session-samples and active milliseconds exactly, and the pending sample's counts its running sessions. A
+    value that breaks it (absurd, negative, or from another part) raises CodecError."""
+    samples = sum(line.running for line in lines)
+    if samples < 0 or total_ms < 0:
+        raise CodecError("negative totals")
+    for dim, found in groups.items():
+        if any(g.samples < 0 or g.active_ms < 0 for g in found.values()):
+            raise CodecError("negative group totals")
+        if sum(g.samples for g in found.values()) != samples or sum(g.active_ms for g in found.values()) != total_ms:
+            raise CodecError(f"the {dim} groups do not add up to the part's totals")
+        if pending is not None:
+            counts = pending.counts.get(dim, {})
+            if any(v < 0 or k not in found for k, v in counts.items()) or sum(counts.values()) != pending.running:
+                raise CodecError("the pending sample's counts do not match its groups")
 
 
 # --- instants and scalars ----------------------------------------------------------------------------------

@@ -67,9 +67,11 @@ def at(reader: ArchiveReader, moment: datetime, *, include_idle: bool = False) -
     if after is None and interval and stale > STALE_INTERVALS * interval:
         bounds = reader.bounds()
         end = f"; the archive ends at {format_ts(bounds[1])}" if bounds else ""
+        failed = [s for s in snapshots if s.is_gap and s.ts > before.ts]
+        since = f"; failed samples since: {_errors(failed)}" if failed else ""
         raise NoDataError(
             f"no sample near {format_ts(moment)}: the last one before it is {format_duration(round(stale))} "
-            f"earlier ({format_ts(before.ts)}) and none follows{end}"
+            f"earlier ({format_ts(before.ts)}) and none follows{since}{end}"
         )
     return result
 

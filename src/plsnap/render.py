@@ -16,6 +16,7 @@ import orjson
 from plsnap.counters import Cell, CounterSummary, Range, is_gauge
 from plsnap.locks import Edge, Episode, blocking_trees, roots_of
 from plsnap.model import Session, Snapshot, format_ts
+from plsnap.secretwords import may_hold_secret
 from plsnap.units import format_duration, format_size
 
 if TYPE_CHECKING:
@@ -30,6 +31,17 @@ INFO_WIDTH = 100
 
 
 Zone = tzinfo | None
+
+
+def shown(text: str | None) -> str | None:
+    """A statement text as every command shows it: secrets masked (:func:`plsnap.masking.mask_secrets`), since
+    an archive written by another tool or an older plsnap may hold them in clear. Texts without a word that a
+    secret needs are returned as they are, without loading the masker."""
+    if text is None or not may_hold_secret(text):
+        return text
+    from plsnap.masking import mask_secrets
+
+    return mask_secrets(text)
 
 
 def show_time(moment: datetime | None, *, zone: Zone) -> str:
@@ -118,7 +130,7 @@ def _at_session(row: AtSession) -> dict[str, Any]:
         "db": s.db,
         "command": s.command,
         "state": s.state,
-        "info": s.info,
+        "info": shown(s.info),
         "time": int(row.elapsed) if row.elapsed is not None else s.time,
         "started_at": _ts(execution.started_at),
         "first_seen": format_ts(execution.first_seen),
@@ -255,7 +267,7 @@ def lock_tree_lines(edges: Sequence[Edge], sample: Snapshot | None) -> list[str]
                                           f"held {edge.blocker_mode}" if edge.blocker_mode else "") if p)  # fmt: skip
             waited = f", waiting {edge.wait_s:.0f}s" if edge.wait_s is not None else ""
             detail = f"{edge.kind} lock on {edge.object or '?'}" + (f" ({modes})" if modes else "")
-            text = _one_line(session.info if session else None, 60)
+            text = _one_line(shown(session.info) if session else None, 60)
             also = f", also behind {', '.join(map(str, node.also))}" if node.also else ""
             lines.append(f"{indent}{who}  {detail}, {HOW_TEXT[edge.how]}{waited}{also}: {text}")
     return lines
@@ -272,7 +284,7 @@ def _blocker_state(session: Session | None) -> str:
         return "not in the sample"
     parts = []
     if session.active:
-        parts.append(f"running {session.elapsed_seconds or 0:.0f}s: {_one_line(session.info, 60)}")
+        parts.append(f"running {session.elapsed_seconds or 0:.0f}s: {_one_line(shown(session.info), 60)}")
     else:
         parts.append(f"idle {session.time or 0}s ({session.command})")
     age = session.number("trx_age")
@@ -327,7 +339,7 @@ def window_json(summary: WindowSummary) -> dict[str, Any]:
                 "active_seconds": g.active_seconds,
                 "percent": round(g.percent, 2),
                 "sessions": len(g.sessions),
-                "example": g.example,
+                "example": shown(g.example),
             }
             for g in summary.groups
         ],
@@ -353,7 +365,7 @@ def _execution_json(e: Execution) -> dict[str, Any]:
         "user": s.user,
         "host": s.host,
         "db": s.db,
-        "info": e.info,
+        "info": shown(e.info),
         "started_at": _ts(e.started_at),
         "first_seen": format_ts(e.first_seen),
         "last_seen": format_ts(e.last_seen),
@@ -377,7 +389,7 @@ def window_top_rows(summary: WindowSummary, *, full: bool = False) -> list[list[
             f"{g.active_seconds:g}",
             f"{g.percent:.1f}",
             len(g.sessions),
-            g.example if full else _one_line(g.example, 70),
+            shown(g.example) if full else _one_line(shown(g.example), 70),
         ]
         for rank, g in enumerate(summary.groups, 1)
     ]
@@ -416,7 +428,7 @@ def window_table(summary: WindowSummary, *, zone: Zone) -> str:
                 show_time(e.started_at or e.first_seen, zone=zone),
                 f"{e.min_duration:.0f}",
                 f"{e.max_duration:.0f}" if e.max_duration is not None else "still running",
-                _one_line(e.info, 70),
+                _one_line(shown(e.info), 70),
             ]
             for e in summary.longest
         ]
@@ -592,7 +604,7 @@ def episode_json(e: Episode) -> dict[str, Any]:
             "host": e.root.host,
             "command": e.command,
             "state": e.state,
-            "info": e.info,
+            "info": shown(e.info),
             "idle": e.idle,
             "trx_age_first": e.first_trx_age,
             "trx_age_last": e.last_trx_age,
@@ -636,7 +648,7 @@ def locks_table(items: Sequence[Episode], start: datetime, end: datetime, *, zon
         )
         state = "idle" if e.idle else "running"
         who = f"{e.root.session} {e.root.user}@{e.root.host}"
-        lines.append(f"  {who}: {state} ({e.command}), {age}: {_one_line(e.info, 70) or '-'}")
+        lines.append(f"  {who}: {state} ({e.command}), {age}: {_one_line(shown(e.info), 70) or '-'}")
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from plsnap.archive.reader import ArchiveReader
 from plsnap.counters import is_gauge
 from plsnap.errors import NoDataError, UsageError
 from plsnap.locks import Edge, Episode, waiters_of
-from plsnap.masking import redact_literals
+from plsnap.masking import mask_secrets, redact_literals
 from plsnap.model import Session, Snapshot, parse_ts
 from plsnap.render import COUNTER_ORDER, counters_json, lock_tree_lines
 from plsnap.replay import AtResult
@@ -499,12 +499,15 @@ def compare(current: WindowSummary, baseline: WindowSummary, *, top: int = 10, r
 
 @dataclass(frozen=True, slots=True)
 class _Text:
-    """What the report does to every statement text: nothing, or literal redaction."""
+    """What the report does to every statement text: secrets masked always (an archive written by another tool,
+    or copied from elsewhere, may hold them in clear), and literals redacted when asked."""
 
     redact: bool
 
     def __call__(self, value: str | None) -> str | None:
-        return redact_literals(value) if self.redact and value is not None else value
+        if value is None:
+            return None
+        return redact_literals(value) if self.redact else mask_secrets(value)
 
 
 def _label(value: str) -> str:

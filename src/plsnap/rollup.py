@@ -2,7 +2,7 @@
 days reads minutes of raw rows, not days (docs/archive-format.md, "Rollups").
 
 A rollup holds :class:`~plsnap.partial.Partial` parts: one per 5-minute slice and, for a finished hour, one
-for the whole hour. It says what it was built from (the partition's size and a digest of the bytes before that
+for the whole hour. It says what it was built from (the partition's size and a digest of every byte before that
 size, the damaged files beside it, the format and fingerprint versions) and how far it covers; a rollup that no
 longer matches its partition is stale and ignored. Rollups are derived data: the raw partition stays the truth,
 and any answer read through rollups equals the full scan of the raw rows.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import re
 import struct
 import threading
@@ -52,16 +53,22 @@ class _Log:
 log = _Log()
 
 KIND = "plsnap-rollup"
-VERSION = 1
+#: 2: ``digest`` covers every byte of the partition before ``size`` (1 had ``tail``, the last 4096 only, which
+#: missed damage further in).
+VERSION = 2
 SLICE = timedelta(minutes=5)
 #: The longest executions a slice and an hour's part keep: a ``window --top`` above them reads the raw rows of
 #: the parts that had more.
 SLICE_CAP = 10
 HOUR_CAP = 25
-#: Bytes before the covered size that the digest checks.
-TAIL_BYTES = 4096
+#: Bytes of the partition hashed per read while its digest is computed.
+_DIGEST_CHUNK = 1 << 20
 MAX_FILE_BYTES = 64 * 2**20
 MAX_DECODED_BYTES = 512 * 2**20
+MAX_LINE_BYTES = 64 * 2**20
+#: Compressed bytes fed to the decompressor at once (at most 16 MiB come out), and lines returned per call.
+_FEED_BYTES = 512
+_LINES_PER_CALL = 4096
 LIVE_LEVEL = 3
 FINAL_LEVEL = 12
 _DCTX = zstandard.ZstdDecompressor(max_window_size=2**27)
@@ -75,8 +82,12 @@ class RollupError(ValueError):
 class Header:
     """What a rollup was built from, and what it covers.
 
-    ``size``: bytes of the partition file it summarizes (lines after it are not in the rollup); ``tail``: the
-    SHA-256 of the ``TAIL_BYTES`` before ``size``; ``covered_until``: the slices cover ``[hour, covered_until)``;
+    ``size``: bytes of the partition file it summarizes (lines after it are not in the rollup); ``digest``: the
+    SHA-256 of those bytes (every byte before ``size``, so that damage anywhere in them makes the rollup
+    stale); ``mtime_ns``: the file's modification time when it was exactly ``size`` bytes at build time (else 0):
+    a reader that finds the same size and time trusts the digest without hashing the file again (any write
+    changes the time; damage that does not is what ``plsnap verify`` finds, and it marks the rollup stale);
+    ``covered_until``: the slices cover ``[hour, covered_until)``;
     ``first_ts``/``last_ts``: the first and last ``ts`` of any line in those bytes; ``damaged``: the damaged
     files beside the partition, with their sizes; ``problems``: the damage a reader of those bytes reports.
     """
@@ -84,7 +95,8 @@ class Header:
     hour: datetime
     partition: str
     size: int
-    tail: str
+    digest: str
+    mtime_ns: int
     covered_until: datetime
     first_ts: datetime | None
     last_ts: datetime | None
@@ -107,7 +119,8 @@ class Header:
             "hour": format_ts(self.hour),
             "partition": self.partition,
             "size": self.size,
-            "tail": self.tail,
+            "digest": self.digest,
+            "mtime_ns": self.mtime_ns,
             "covered_until": format_ts(self.covered_until),
             "first_ts": format_ts(self.first_ts) if self.first_ts else None,
             "last_ts": format_ts(self.last_ts) if self.last_ts else None,
@@ -138,7 +151,8 @@ class Header:
                 hour=parse_ts(_text(value["hour"])),
                 partition=_text(value["partition"]),
                 size=_count(value["size"]),
-                tail=_text(value["tail"]),
+                digest=_text(value["digest"]),
+                mtime_ns=_count(value["mtime_ns"]),
                 covered_until=parse_ts(_text(value["covered_until"])),
                 first_ts=_opt_ts(value["first_ts"]),
                 last_ts=_opt_ts(value["last_ts"]),
@@ -231,43 +245,67 @@ class Rollup:
 
 
 class _Stream:
-    """A rollup's one zstd frame, decompressed as far as needed (the hour's part comes first)."""
+    """A rollup's one zstd frame, decompressed as far as needed (the hour's part comes first).
+
+    The frame is fed to the decompressor in small pieces, so that what one piece expands to stays small (a zstd
+    block holds at most 128 KiB, and takes at least 4 bytes): a file that decompresses to gigabytes (a zip bomb)
+    is refused once ``MAX_DECODED_BYTES`` came out, or once a line outgrows ``MAX_LINE_BYTES``, never held whole.
+    """
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
         self.dobj = _DCTX.decompressobj()
-        self.pending = b""
+        self.pending = bytearray()
+        self.out = b""
+        self.at = 0
         self.produced = 0
         self.done = False
         self.count = -1
 
     def lines(self) -> list[tuple[int, bytes]]:
-        """The next complete lines, decompressing 64 KiB more; numbered so that the header is -1 and the first
-        line after it 0 (its position in the header's CRC list)."""
-        if self.done:
-            return []
-        chunk = self.data[self.pos : self.pos + 65536]
+        """The next complete lines (at least one unless the frame is done), numbered so that the header is -1
+        and the first line after it 0 (its position in the header's CRC list)."""
+        found: list[tuple[int, bytes]] = []
+        while not self.done and len(found) < _LINES_PER_CALL:
+            if self.at >= len(self.out):
+                if found:
+                    break
+                self._feed()
+                continue
+            cut = self.out.find(b"\n", self.at)
+            if cut < 0:
+                self.pending += self.out[self.at :]
+                self.at = len(self.out)
+                if len(self.pending) > MAX_LINE_BYTES:
+                    raise RollupError("a rollup line is too long")
+                continue
+            line = self.out[self.at : cut]
+            if self.pending:
+                line, self.pending = bytes(self.pending) + line, bytearray()
+            self.at = cut + 1
+            if not line:
+                raise RollupError("malformed rollup (an empty line)")
+            found.append((self.count, line))
+            self.count += 1
+        return found
+
+    def _feed(self) -> None:
+        if self.pos >= len(self.data):
+            if not self.dobj.eof or self.pending or self.dobj.unused_data:
+                raise RollupError("the rollup is cut short or has trailing bytes")
+            self.done = True
+            return
+        chunk = self.data[self.pos : self.pos + _FEED_BYTES]
         self.pos += len(chunk)
         try:
-            out = self.dobj.decompress(chunk) if chunk else b""
+            out = self.dobj.decompress(chunk)
         except zstandard.ZstdError as exc:
             raise RollupError(f"undecodable ({exc})") from None
         self.produced += len(out)
         if self.produced > MAX_DECODED_BYTES:
             raise RollupError("rollup too large once decompressed")
-        text = self.pending + out
-        cut = text.rfind(b"\n") + 1
-        complete, self.pending = text[:cut], text[cut:]
-        if self.pos >= len(self.data):
-            if not self.dobj.eof or self.pending or self.dobj.unused_data:
-                raise RollupError("the rollup is cut short or has trailing bytes")
-            self.done = True
-        found = []
-        for line in complete.split(b"\n")[:-1]:
-            found.append((self.count, line))
-            self.count += 1
-        return found
+        self.out, self.at = out, 0
 
 
 def encode_file(
@@ -352,9 +390,28 @@ def _on_slice_grid(start: datetime, header: Header) -> bool:
     return offset == int(offset) and header.hour <= start and start + SLICE <= header.covered_until
 
 
-def digest(data: bytes) -> str:
-    """The ``tail`` digest of the bytes before a covered size."""
-    return hashlib.sha256(data).hexdigest()
+def prefix_digest(folder: SafeDir, name: str, size: int, *, unless_mtime_ns: int = 0) -> tuple[int, int, str | None]:
+    """(the file's size, its mtime in ns, the ``digest`` of its first ``size`` bytes), read in chunks;
+    FileNotFoundError when it is missing. A file shorter than ``size`` gets the digest of what it holds (which
+    never matches). The digest is None, not computed, when the file is exactly ``size`` bytes and its mtime is
+    ``unless_mtime_ns`` (not 0): the file was not written since that time was taken."""
+    fd = folder.open_file(name, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        actual, mtime_ns = stat.st_size, stat.st_mtime_ns
+        if unless_mtime_ns and actual == size and mtime_ns == unless_mtime_ns:
+            return actual, mtime_ns, None
+        hasher = hashlib.sha256()
+        offset = 0
+        while offset < min(size, actual):
+            chunk = os.pread(fd, min(_DIGEST_CHUNK, size - offset), offset)
+            if not chunk:
+                break
+            hasher.update(chunk)
+            offset += len(chunk)
+        return actual, mtime_ns, hasher.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def slice_start(moment: datetime) -> datetime:
@@ -382,7 +439,9 @@ def _build_from_raw(
     with folder:
         size, _ = folder.read_range(partition.path.name, 0, 0) if partition.has_main else (0, b"")
         damaged = tuple((name, folder.read_range(name, 0, 0)[0]) for name in partition.damaged)
-        tail = folder.read_range(partition.path.name, max(0, size - TAIL_BYTES), TAIL_BYTES)[1] if size else b""
+        actual, mtime_ns, whole = (
+            prefix_digest(folder, partition.path.name, size) if size else (0, 0, hashlib.sha256().hexdigest())
+        )
     hour_over = now >= partition.end
     covered_until = partition.end if hour_over else max(partition.start, slice_start(now))
     slices = []
@@ -399,7 +458,8 @@ def _build_from_raw(
         hour=partition.start,
         partition=partition.path.name,
         size=size,
-        tail=digest(tail),
+        digest=whole or "",
+        mtime_ns=mtime_ns if actual == size else 0,
         covered_until=covered_until,
         first_ts=reader.partition_first(partition),
         last_ts=reader.partition_last(partition),
@@ -513,9 +573,10 @@ class Rollups:
                     return "the damaged files beside the partition changed"
                 if not partition.has_main:
                     return None if header.size == 0 else "the partition file is gone"
-                start = max(0, header.size - TAIL_BYTES)
-                size, tail = folder.read_range(partition.path.name, start, header.size - start)
-                if size < header.size or digest(tail) != header.tail:
+                size, _, whole = prefix_digest(
+                    folder, partition.path.name, header.size, unless_mtime_ns=header.mtime_ns
+                )
+                if size < header.size or whole not in (None, header.digest):
                     return "the partition changed since the rollup was built"
                 if size > header.size:
                     _, rest = folder.read_range(partition.path.name, header.size, size - header.size)
@@ -659,15 +720,15 @@ class Keeper:
     def _write(self, hour: _Hour, size: int, *, covered_until: datetime, final: bool = False) -> None:
         slices = [(s, p) for s, p in hour.slices if s + SLICE <= covered_until]
         with self.directory.subdir(hour.date_name) as folder:
-            start = max(0, size - TAIL_BYTES)
-            actual, tail = folder.read_range(hour.file_name, start, size - start)
+            actual, mtime_ns, whole = prefix_digest(folder, hour.file_name, size)
             if actual < size:
                 raise ArchiveError(f"{folder.child_path(hour.file_name)} is shorter than the writer said")
             header = Header(
                 hour=hour.start,
                 partition=hour.file_name,
                 size=size,
-                tail=digest(tail),
+                digest=whole or "",
+                mtime_ns=mtime_ns if actual == size else 0,
                 covered_until=covered_until,
                 first_ts=hour.first_ts,
                 last_ts=hour.last_ts,

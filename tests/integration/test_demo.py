@@ -36,3 +36,21 @@ def test_demo_finds_both_pileups_and_keeps_the_archive(tmp_path: Path) -> None:
     page = report.read_text()
     assert page.startswith("<!DOCTYPE html>") and 'data-series="Updating"' in page
     assert "ROOT BLOCKER" in page
+
+
+def test_demo_never_replaces_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    """Pointed at an existing directory that is not its own archive (say, the real data directory), the demo
+    refuses with exit 2 and leaves every file there as it was."""
+    precious = tmp_path / "plsnap"
+    (precious / "default").mkdir(parents=True)
+    (precious / "default" / "keep.txt").write_text("recorded history")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--archive", str(precious)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "is not an archive this demo made" in result.stderr
+    assert (precious / "default" / "keep.txt").read_text() == "recorded history"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -205,3 +207,149 @@ def test_every_command_is_documented_in_readme() -> None:
             for option in action.option_strings:
                 if option.startswith("--") and option != "--help":
                     assert option in readme, f"{name} {option}"
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Path:
+    """Instance x: good samples for a minute, then a minute of failed ones (the server went away)."""
+    root = tmp_path / "failing"
+    with ArchiveWriter(root / "x", fsync=False) as writer:
+        for t in range(0, 120, 10):
+            s = gap(t, "connect failed: (2003) refused") if t >= 60 else snap(t, running(1, Q1, started=-5, now=t))
+            writer.append(encode_line(s.to_record()), s.ts)
+    return root
+
+
+@pytest.fixture
+def gaps_only(tmp_path: Path) -> Path:
+    """Instance x holding only failed samples."""
+    root = tmp_path / "gaps-only"
+    with ArchiveWriter(root / "x", fsync=False) as writer:
+        for t in range(0, 60, 10):
+            s = gap(t, "connect to db.example:3306 failed: (1045) Access denied")
+            writer.append(encode_line(s.to_record()), s.ts)
+    return root
+
+
+def test_at_on_an_archive_of_only_gaps_gives_their_errors(gaps_only: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`at` where every sample failed: exit 3 with the errors that explain it, not 'no sample within 1h'."""
+    code, out, err = run(capsys, "at", iso(25), "--data-dir", str(gaps_only))
+    assert code == 3 and out == ""
+    assert "failed samples around it: connect to db.example:3306 failed: (1045) Access denied (6x)" in err
+
+
+def test_at_after_the_last_good_sample_names_the_failures_since(
+    failing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An instant inside a run of failed samples that goes on to the end of the archive: exit 3, and the error
+    says why there is no sample (the failures since the last good one), not only that none follows."""
+    code, _, err = run(capsys, "at", iso(95), "--data-dir", str(failing))
+    assert code == 3
+    assert "none follows; failed samples since: connect failed: (2003) refused (6x)" in err
+
+
+def test_window_where_every_sample_failed_says_activity_unknown_only(
+    gaps_only: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A window of failed samples only is 'activity unknown', never also '(nothing was running)'."""
+    code, out, _ = run(capsys, "window", iso(0), iso(60), "--data-dir", str(gaps_only))
+    assert code == 0
+    assert "(no successful sample: activity unknown)" in out
+    assert "nothing was running" not in out
+    code, out, _ = run(capsys, "window", iso(0), iso(60), "--data-dir", str(gaps_only), "--format", "json")
+    body = json.loads(out)
+    assert (body["samples"], body["gap_samples"], body["top"]) == (0, 6, [])
+    assert "no successful samples in this window: activity is unknown" in body["warnings"]
+
+
+def test_tz_sets_the_zone_shown_as_well_as_the_zone_read(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--tz Asia/Tokyo` reads '12:00:35' as Tokyo time and shows Tokyo times; `--utc` shows UTC."""
+    code, out, _ = run(capsys, "at", "2026-11-28 12:00:35", "--tz", "Asia/Tokyo", "--data-dir", str(archive))
+    assert code == 0
+    assert out.startswith("at 2026-11-28 12:00:35+09:00")
+    assert "sample before: 2026-11-28 12:00:30+09:00" in out
+    code, out, _ = run(capsys, "snapshots", iso(0), "--utc", "--data-dir", str(archive))
+    assert out.splitlines()[1].startswith("2026-11-28 03:00:00Z")
+
+
+def beat(instance_dir: Path, *, interval: float, age: float, running: bool = True) -> None:
+    """A daemon's heartbeat written ``age`` seconds ago by a daemon that ran every ``interval`` seconds."""
+    path = instance_dir / ".plsnap.heartbeat"
+    body = {"ts": iso(0), "ok": True, "error": None, "interval_s": interval, "running": running}
+    path.write_text(json.dumps(body))
+    moment = path.stat().st_mtime - age
+    os.utime(path, (moment, moment))
+
+
+def test_health_judges_by_the_interval_the_daemon_ran_with(
+    failing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The heartbeat's interval decides the stall limit, not the config's: a 60 s daemon whose last attempt is
+    100 s old is healthy even when the config now says 5 s, and a 5 s daemon's is not even if it says 60 s.
+    The only instance (x, not 'default') is found as the read commands find it."""
+    fast = tmp_path / "fast.toml"
+    fast.write_text('[capture]\ninterval = "5s"\n')
+    slow = tmp_path / "slow.toml"
+    slow.write_text('[capture]\ninterval = "60s"\n')
+    beat(failing / "x", interval=60.0, age=100)
+    code, out, err = run(capsys, "health", "-c", str(fast), "--data-dir", str(failing))
+    assert (code, err) == (0, "")
+    assert out.startswith("healthy: last attempt 10")
+    beat(failing / "x", interval=5.0, age=100)
+    code, _, err = run(capsys, "health", "-c", str(slow), "--data-dir", str(failing))
+    assert code == 1
+    assert "unhealthy: last capture attempt 100s ago (limit 30s)" in err
+    beat(failing / "x", interval=5.0, age=0, running=False)
+    code, _, err = run(capsys, "health", "-c", str(fast), "--data-dir", str(failing))
+    assert code == 1 and "unhealthy: the daemon stopped" in err
+
+
+def test_prune_finds_the_only_instance_like_the_read_commands(
+    failing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a single instance x and no --instance, `prune --dry-run` plans for x (as `at` reads x), instead of
+    saying there are no partitions under .../default."""
+    code, out, err = run(capsys, "prune", "--dry-run", "--data-dir", str(failing))
+    assert code == 0, err
+    assert "would keep" in out and "2026-11-28/03.jsonl.zst" in out
+
+
+def test_report_is_written_through_the_one_atomic_write(archive: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`report -o FILE` replaces FILE in one step (mode 0644 less the umask, no temp file left), and no module but
+    archive/fs.py renames files: there is one atomic-write helper (temp file, fsync, rename, fsync of the
+    directory)."""
+    target = tmp_path / "out" / "incident.html"
+    target.parent.mkdir()
+    target.write_text("old")
+    old = os.umask(0o022)
+    try:
+        code, _, err = run(capsys, "report", iso(0), iso(120), "--data-dir", str(archive), "-o", str(target))
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert target.read_text().startswith("<!DOCTYPE html>") and target.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["incident.html"]
+    src = Path(__file__).resolve().parents[2] / "src" / "plsnap"
+    renames = []
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name, owner = node.func.attr, node.func.value
+            via_os = isinstance(owner, ast.Name) and owner.id == "os" and name in ("rename", "replace")
+            via_path = name in ("rename", "replace") and len(node.args) == 1 and not node.keywords
+            if via_os or via_path:
+                renames.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert renames and all(r.startswith("archive/fs.py:") for r in renames), renames
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    """``python -m plsnap`` is the ``plsnap`` command: same version line, same exit codes."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "plsnap", "--version"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and run.stdout.startswith("plsnap ")
+    bad = subprocess.run([sys.executable, "-m", "plsnap", "at"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

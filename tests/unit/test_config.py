@@ -124,3 +124,26 @@ def test_example_config_documents_every_key_and_parses() -> None:
     data = tomllib.loads(example.read_text())
     assert {s: sorted(v) for s, v in data.items()} == {s: sorted(v) for s, v in documented_keys().items()}
     load_config(example, environ={})
+
+
+def test_unknown_env_variable_points_to_where_the_variables_are_listed() -> None:
+    """The error suggests the close match and sends the user to the list of keys, not to --help (which lists
+    no variables)."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"PLSNAP_CAPTURE_INTERVALL": "5s"})
+    message = str(caught.value)
+    assert "did you mean PLSNAP_CAPTURE_INTERVAL?" in message
+    assert "docs/configuration.md" in message and "--help" not in message
+
+
+def test_password_file_readable_by_others_is_warned_about(tmp_path: Path) -> None:
+    """A 0644 password file still works, but the warning names the file, its mode and the fix; 0600 is quiet."""
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    config = load_config(write(tmp_path, f'[mysql]\npassword_file = "{secret}"\n'), environ={})
+    for mode, expected in ((0o644, [f"[mysql] password_file {secret} is readable by other users (mode 0644); "
+                                    f"run chmod 600 {secret}"]), (0o600, [])):  # fmt: skip
+        secret.chmod(mode)
+        warnings: list[str] = []
+        assert resolve_password(config, {}, warn=warnings.append) == "s3cret"
+        assert warnings == expected

@@ -171,12 +171,19 @@ def test_every_session_key_is_in_archive_format() -> None:
         assert f"`{key}`" in text, f"session key {key} is missing from docs/archive-format.md"
 
 
-def recipe(language: str) -> str:
-    """The first fenced ``language`` block of docs/archive-format.md's interop section."""
-    text = section((DOCS / "archive-format.md").read_text(encoding="utf-8"), "## Interop recipes")
-    match = re.search(rf"^```{language}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
-    assert match, f"no {language} recipe in docs/archive-format.md"
-    return match.group(1)
+def recipe(language: str, where: str = "docs") -> str:
+    """The first fenced ``language`` recipe of docs/archive-format.md's interop section, or (``where`` "readme")
+    the README's block of that language that reads the archive (``zstdcat`` or ``read_json``)."""
+    if where == "docs":
+        text = section((DOCS / "archive-format.md").read_text(encoding="utf-8"), "## Interop recipes")
+        match = re.search(rf"^```{language}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+        assert match, f"no {language} recipe in docs/archive-format.md"
+        return match.group(1)
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(rf"^```{language}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    found = [b for b in blocks if "zstdcat" in b or "read_json" in b]
+    assert found, f"the README has no {language} recipe reading the archive"
+    return found[0]
 
 
 def write_archive(instance_dir: Path, *snapshots: object) -> None:
@@ -185,14 +192,15 @@ def write_archive(instance_dir: Path, *snapshots: object) -> None:
             writer.append(encode_line(s.to_record()), s.ts)  # type: ignore[attr-defined]
 
 
-def test_jq_recipe_works_as_written(tmp_path: Path) -> None:
-    """The zstdcat | jq recipe of docs/archive-format.md prints the running statements of a partition that also
-    holds gap lines."""
+@pytest.mark.parametrize("where", ["docs", "readme"])
+def test_jq_recipe_works_as_written(tmp_path: Path, where: str) -> None:
+    """The zstdcat | jq recipe of docs/archive-format.md (and the README's) prints the running statements of a
+    partition that also holds gap lines."""
     if not (shutil.which("zstdcat") and shutil.which("jq")):
         pytest.fail("zstd and jq must be installed for the interop recipes")
     root = tmp_path / "default"
     write_archive(root, snap(0, session(1, "SELECT 1"), idle(2)), gap(10), snap(20, session(3, "SELECT 2")))
-    command = recipe("sh").replace(
+    command = recipe("sh", where).replace(
         "/var/lib/plsnap/default/2026-11-28/03.jsonl.zst", str(root / "2026-11-28/03.jsonl.zst")
     )
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, check=False)
@@ -200,15 +208,16 @@ def test_jq_recipe_works_as_written(tmp_path: Path) -> None:
     assert result.stdout.split("\n") == ['"SELECT 1"', '"SELECT 2"', ""]
 
 
-def test_duckdb_recipe_works_as_written(tmp_path: Path) -> None:
-    """The DuckDB recipe of docs/archive-format.md counts samples per statement across partitions, and returns
-    nothing (instead of failing) on an archive holding only gap lines."""
+@pytest.mark.parametrize("where", ["docs", "readme"])
+def test_duckdb_recipe_works_as_written(tmp_path: Path, where: str) -> None:
+    """The DuckDB recipe of docs/archive-format.md (and the README's) counts samples per statement across
+    partitions, and returns nothing (instead of failing) on an archive holding only gap lines."""
     import duckdb
 
     full, gaps_only = tmp_path / "full", tmp_path / "gaps"
     write_archive(full, *[snap(t, session(1, "SELECT 1"), idle(2)) for t in range(0, 7200, 600)], gap(7300))
     write_archive(gaps_only, gap(0), gap(10))
-    query = recipe("sql")
+    query = recipe("sql", where)
     assert "/var/lib/plsnap/default/" in query
     for root, expected in ((full, [("SELECT 1", 12)]), (gaps_only, [])):
         rows = duckdb.connect().sql(query.replace("/var/lib/plsnap/default/", f"{root}/")).fetchall()

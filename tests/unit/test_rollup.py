@@ -288,3 +288,139 @@ def test_retention_removes_a_partition_with_its_rollup(archive, tmp_path: Path) 
     assert oldest.path in {d.partition.path for d in outcome.deleted}
     assert not (oldest.path.parent / oldest.rollup).exists()
     assert not oldest.path.exists()
+
+
+def _copy(root: Path, copy: Path) -> Path:
+    copy.mkdir(parents=True)
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize("where", [0.02, 0.3, 0.6], ids=["near-the-start", "a-third-in", "in-the-middle"])
+def test_damage_anywhere_in_a_partition_makes_its_rollup_stale(archive, tmp_path: Path, where: float) -> None:
+    """A flipped byte far from the end of a closed partition (bit rot, a bad copy) loses lines for raw readers:
+    the rollup built before must not answer for them (its digest covers every byte it summarizes)."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    victim = list_partitions(copy).partitions[1].path
+    data = bytearray(victim.read_bytes())
+    assert len(data) > 3 * 4096
+    data[int(len(data) * where)] ^= 0x08
+    victim.write_bytes(bytes(data))
+    problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["the partition changed since the rollup was built"]
+    assert any(str(victim) in p for p in problems), "the damage is reported"
+
+
+def test_damage_that_keeps_size_and_mtime_is_found_by_verify(archive, tmp_path: Path) -> None:
+    """Readers trust a partition whose size and mtime are the ones its rollup recorded, without hashing it again
+    on every read. Bit rot that changes neither is what ``plsnap verify`` is for: it reports the damage and
+    removes the rollup, and from then on the answer is the raw rows' again."""
+    from plsnap.cli import main
+
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    done = reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
+    assert {d.action for d in done} == {"built"}
+    victim = list_partitions(copy).partitions[1].path
+    before = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 3] ^= 0x08
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with ArchiveReader(copy) as reader:
+        rollups = Rollups(reader)
+        query.window(reader, lines[0].ts, lines[-1].ts, rollups=rollups)
+        assert rollups.stale == [], "same size, same mtime: trusted without a hash"
+    assert main(["verify", "--data-dir", str(copy)]) == 1
+    problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["no rollup"], "verify removed the rollup of the damaged partition"
+    assert not (victim.parent / list_partitions(copy).partitions[1].rollup_name).exists()
+    assert any(str(victim) in p for p in problems), "the damage is reported"
+
+
+def test_a_write_changes_what_the_fast_check_sees(archive, tmp_path: Path) -> None:
+    """Damage written into a partition after its rollup was built (its mtime moves) is caught by the digest."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
+    victim = list_partitions(copy).partitions[1].path
+    before = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x08
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["the partition changed since the rollup was built"]
+
+
+def _rle_bomb(byte: bytes, blocks: int, *, every: int = 0) -> bytes:
+    """A zstd frame of ``blocks`` RLE blocks of 128 KiB each (4 bytes apiece: 1 GiB from 32 KiB for 8192), with
+    a raw newline block after every ``every`` of them."""
+    out = bytearray(b"\x28\xb5\x2f\xfd\x00\x38")  # magic; no checksum or size; a 128 KiB window
+    for number in range(blocks):
+        last = number == blocks - 1
+        out += ((131072 << 3) | (1 << 1) | last).to_bytes(3, "little") + byte
+        if every and not last and number % every == every - 1:
+            out += (1 << 3).to_bytes(3, "little") + b"\n"
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [_rle_bomb(b"a", 8192), _rle_bomb(b"\n", 8192), _rle_bomb(b"x", 8192, every=4)],
+    ids=["one-endless-line", "empty-lines", "many-long-lines"],
+)
+def test_a_rollup_that_decompresses_to_a_gigabyte_is_refused_in_bounded_memory(
+    archive, tmp_path: Path, bomb: bytes
+) -> None:
+    """32 KiB that decompress to 1 GiB, put where a rollup goes: refused with one warning, holding at most a few
+    dozen MiB at once (the decoder is fed in small pieces), and the answer comes from the raw rows."""
+    import tracemalloc
+
+    from plsnap.rollup import RollupError
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(RollupError):
+            decode_file(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 160 * 2**20, f"{peak / 2**20:.0f} MiB held"
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    part = list_partitions(copy).partitions[0]
+    (part.path.parent / part.rollup).write_bytes(bomb)
+    problems, _ = answers(copy, lines[0].ts, lines[-1].ts)
+    assert len([p for p in problems if "rollup ignored" in p]) == 1, problems
+
+
+@pytest.mark.parametrize("value", [10**18, -5, 0], ids=["absurd", "negative", "zero"])
+def test_a_rollup_with_a_valid_crc_but_groups_that_do_not_add_up_is_ignored(archive, tmp_path: Path, value) -> None:
+    """A rollup rewritten with one group's active time changed and its CRCs recomputed: the groups no longer
+    add up to the part's total, so it is ignored with one warning and the answer is the raw rows'."""
+    import struct
+    import zlib
+
+    import orjson
+    import zstandard
+
+    root, _ = archive
+    copy = _copy(root, tmp_path / "inst")
+    part = list_partitions(copy).partitions[1]
+    path = part.path.parent / part.rollup
+    header, *body = zstandard.decompress(path.read_bytes()).split(b"\n")[:-1]
+    row = orjson.loads(body[1])
+    assert (row["part"], row["dim"]) == ("hour", "fingerprint")
+    row["data"]["groups"][0][2] = value
+    body[1] = orjson.dumps(row)
+    head = orjson.loads(header)
+    head["crc"] = struct.pack(f">{len(body)}I", *(zlib.crc32(line) for line in body)).hex()
+    content = b"\n".join([orjson.dumps(head), *body]) + b"\n"
+    path.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(content))
+    problems, _ = answers(copy, part.start, part.end, by="fingerprint")
+    assert len([p for p in problems if "rollup" in p and ("add up" in p or "negative" in p)]) == 1, problems

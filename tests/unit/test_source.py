@@ -319,3 +319,16 @@ def test_counters_can_be_chosen_and_refused_politely(tmp_path: Path) -> None:
     assert "replication" not in second.extra
     assert len(queries_matching(server, "REPLICA STATUS")) == 1
     assert source.replication_error is not None and "1227" in source.replication_error
+
+
+def test_missing_socket_is_a_gap_naming_the_socket(tmp_path: Path) -> None:
+    """A socket path where no server listens (the production PyMySQL connector, no server needed): the gap
+    line names the socket, which is the fact that fixes it."""
+    missing = tmp_path / "no-such-dir" / "mysqld.sock"
+    source = Source(config(tmp_path, mysql={"host": "", "socket": str(missing)}), None)
+    try:
+        snapshot = source.sample()
+    finally:
+        source.close()
+    assert snapshot.is_gap
+    assert snapshot.error == f"connect to socket {missing} failed: no such file or directory"

@@ -215,14 +215,15 @@ class SafeDir:
         finally:
             os.close(fd)
 
-    def atomic_write(self, name: str, data: bytes, *, fsync: bool = True) -> None:
-        """Replace ``name`` with ``data``: temp file, fsync, rename, fsync of the directory.
+    def atomic_write(self, name: str, data: bytes, *, fsync: bool = True, mode: int = FILE_MODE) -> None:
+        """Replace ``name`` with ``data``: temp file (created ``mode`` less the umask), fsync, rename, fsync of
+        the directory. plsnap's one atomic write: rollups, the heartbeat and ``plsnap report``'s page use it.
 
         A crash leaves either the old or the new content, never a mix; a leftover temp file is named
         ``.<name>.<random>.tmp``.
         """
         temp = f".{name}.{os.urandom(4).hex()}.tmp"
-        fd = self.open_file(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        fd = self.open_file(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             write_all(fd, data)
             if fsync:

@@ -1,0 +1,5 @@
+"""``python -m plsnap``: the same as the ``plsnap`` command."""
+
+from plsnap.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""The recorder and the daemon in-process, against a canned MySQL 8.0 behind the connection seam (tests/fakes.py):
+what reaches the archive and the heartbeat, one persistent connection, a clean stop on SIGTERM, and a reload that
+keeps the injected connector."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+
+from plsnap.archive.layout import HEARTBEAT_NAME
+from plsnap.archive.reader import ArchiveReader
+from plsnap.config import Config, load_config
+from plsnap.daemon import Daemon
+from plsnap.log import configure_logging
+from plsnap.recorder import Recorder
+from plsnap.source import QUERIES, Source
+from tests.fakes import FakeServer, mysql80, row
+
+ACTIVE = row(11, "app", "10.0.0.5:5100", "shop", "Query", 7, "executing", "SELECT * FROM orders")
+
+
+def config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    """db.example over TCP, an empty option file (never ~/.my.cnf), the archive under tmp_path."""
+    option_file = tmp_path / "empty.cnf"
+    option_file.write_text("[client]\n")
+    values: dict[str, dict[str, Any]] = {
+        "mysql": {"host": "db.example", "user": "plsnap", "defaults_file": str(option_file), "ssl_mode": "disabled",
+                  "connect_timeout": "1s", "read_timeout": "1s"},
+        "capture": {"interval": "1s"},
+        "archive": {"data_dir": str(tmp_path / "archive"), "instance": "db1", "fsync": False},
+    }  # fmt: skip
+    for section, extra in sections.items():
+        values.setdefault(section, {}).update(extra)
+    return load_config(None, environ={}, overrides=values)
+
+
+def records(cfg: Config) -> list[dict[str, Any]]:
+    with ArchiveReader(cfg.instance_dir) as reader:
+        return list(reader.iter_records())
+
+
+def heartbeat(cfg: Config) -> dict[str, Any]:
+    beat: dict[str, Any] = orjson.loads((cfg.instance_dir / HEARTBEAT_NAME).read_bytes())
+    return beat
+
+
+@pytest.fixture
+def restore_signals() -> Iterator[None]:
+    """The daemon installs SIGTERM/SIGINT/SIGHUP handlers in this process: put pytest's back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_recorder_writes_samples_gaps_and_the_heartbeat(tmp_path: Path) -> None:
+    """A sample and a failed attempt both reach the archive (the failure as a gap line naming the address); the
+    heartbeat carries the interval the recorder ran with and says when it stopped."""
+    server = mysql80(sessions=[ACTIVE])
+    cfg = config(tmp_path, capture={"interval": "7s"})
+    recorder = Recorder(cfg, Source(cfg, "pw", connector=server.connector()))
+    try:
+        recorder.start()
+        good = recorder.capture()
+        assert good is not None and good.written
+        beat = heartbeat(cfg)
+        assert beat["ok"] is True and beat["running"] is True and beat["interval_s"] == 7.0
+        assert beat["account"] == "plsnap@localhost"
+        server.unreachable = "connection refused"
+        recorder.source.close_connection()
+        bad = recorder.capture()
+        assert bad is not None and bad.written and bad.snapshot.is_gap
+        assert recorder.failures == 1
+        assert heartbeat(cfg)["error"] == "connect to db.example:3306 failed: connection refused"
+        recorder.mark_stopped()
+        assert heartbeat(cfg)["running"] is False
+    finally:
+        recorder.close()
+    first, second = records(cfg)
+    assert first["source"] == "performance_schema" and [s["id"] for s in first["sessions"]] == [11]
+    assert second["sessions"] is None and "db.example:3306" in second["error"]
+
+
+def stop_after(daemon: Daemon, attempts: int) -> threading.Thread:
+    """SIGTERM this process once the daemon has made ``attempts`` capture attempts (its handler is installed
+    before the first one)."""
+
+    def watch() -> None:
+        while daemon.recorder.attempts < attempts:
+            if daemon._main_done.wait(0.05):
+                return
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("restore_signals")
+def test_daemon_samples_on_one_connection_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """The daemon samples through the injected connector on one persistent connection, and SIGTERM ends it
+    with exit 0, every attempt written, and a heartbeat saying it stopped."""
+    server = mysql80(sessions=[ACTIVE])
+    cfg = config(tmp_path)
+    daemon = Daemon(cfg, connector=server.connector())
+    watcher = stop_after(daemon, 3)
+    assert daemon.run() == 0
+    watcher.join(5)
+    lines = records(cfg)
+    assert len(lines) == daemon.recorder.attempts >= 3
+    assert all(line["source"] == "performance_schema" and line["error"] is None for line in lines)
+    assert server.connects == 1
+    assert server.queries.count(QUERIES["ps"]) == len(lines)
+    assert heartbeat(cfg)["running"] is False
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("restore_signals")
+def test_reload_keeps_the_injected_connector(tmp_path: Path) -> None:
+    """A reload that changes [capture] builds a new Source through the same connector: the samples after it use
+    the new setting against the same server (not a real connection to db.example)."""
+    server = mysql80(sessions=[ACTIVE])
+    cfg = config(tmp_path)
+    changed = config(tmp_path, capture={"source": "show"})
+    daemon = Daemon(cfg, reload=lambda: changed, connector=server.connector())
+    daemon.reload()
+    watcher = stop_after(daemon, 2)
+    assert daemon.run() == 0
+    watcher.join(5)
+    lines = records(cfg)
+    assert lines and all(line["source"] == "show_full_processlist" and line["error"] is None for line in lines)
+    assert server.queries.count(QUERIES["show"]) == len(lines)
+
+
+def test_healthy_reports_the_last_failure(tmp_path: Path) -> None:
+    """/healthz's verdict: no attempt yet is unhealthy; a recent failing attempt is alive but says why."""
+    server: FakeServer = mysql80(unreachable="connection refused")
+    cfg = config(tmp_path)
+    daemon = Daemon(cfg, connector=server.connector())
+    try:
+        assert daemon.healthy() == (False, "no capture attempt yet")
+        daemon.recorder.capture()
+        ok, detail = daemon.healthy()
+        assert ok and "failing: connect to db.example:3306 failed: connection refused" in detail
+    finally:
+        daemon.recorder.close()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    configure_logging("info", "json", stream=buffer)
+    yield buffer
+    logging.getLogger().handlers.clear()
+    structlog.reset_defaults()
+
+
+def test_one_log_line_per_sample_when_someone_is_watching(tmp_path: Path, log_stream: io.StringIO) -> None:
+    """`make run` on a terminal: run_daemon's sample_lines logs every sample at info (sessions, running, bytes);
+    without it (a service's journal) samples stay at debug and an info log shows none."""
+    server = mysql80(sessions=[ACTIVE])
+    cfg = config(tmp_path)
+    recorder = Recorder(cfg, Source(cfg, "pw", connector=server.connector()))
+    try:
+        recorder.capture()
+        recorder.sample_level = "info"
+        recorder.capture()
+    finally:
+        recorder.close()
+    samples = [e for e in map(orjson.loads, log_stream.getvalue().splitlines()) if e["event"] == "sample"]
+    assert len(samples) == 1
+    assert samples[0]["level"] == "info" and samples[0]["sessions"] == 1 and samples[0]["running"] == 1
+
+
+def test_console_logging_is_chosen_on_a_terminal() -> None:
+    """configure_logging reports the console renderer for a terminal (what makes `make run` print per sample)
+    and JSON for a pipe."""
+    leader, follower = os.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as tty, io.StringIO() as pipe:
+            assert configure_logging("info", "auto", stream=tty) is True
+            assert configure_logging("info", "auto", stream=pipe) is False
+    finally:
+        os.close(leader)
+        os.close(follower)
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
