@@ -34,6 +34,8 @@ from tests.devserver import DevServer  # noqa: E402
 
 ORDERS = 2000
 REPORT_NAME = "demo-report.html"
+#: Marks a directory the demo made, so that a rerun replaces only its own archive, never a directory it was handed.
+DEMO_MARK = ".plsnap-demo"
 
 
 def main() -> int:
@@ -50,10 +52,16 @@ def main() -> int:
         help="also take a screenshot of the report's top in headless chromium (docs/images/report.png is made so)",
     )
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="plsnap-demo-"))
     archive = args.archive.absolute()
-    if archive.exists():
+    if archive.exists() or archive.is_symlink():
+        if archive.is_symlink() or not (archive / DEMO_MARK).is_file():
+            print(f"demo: {archive} exists and is not an archive this demo made: pass another --archive DIR",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         shutil.rmtree(archive)
+    archive.mkdir(parents=True)
+    (archive / DEMO_MARK).write_text("made by scripts/demo.py; the next demo run replaces this directory\n")
+    base = Path(tempfile.mkdtemp(prefix="plsnap-demo-"))
     server = DevServer(base / "mariadb", extra_args=("--plugin-load-add=metadata_lock_info",))
     stop = threading.Event()
     try:
@@ -114,7 +122,8 @@ def main() -> int:
             say(f"screenshot of the report: {args.screenshot}")
         say(
             f"the archive stays in {archive}: explore it with `plsnap snapshots --data-dir {args.archive}`, "
-            f"`plsnap window -1h now --data-dir {args.archive}` or `zstdcat {args.archive}/default/*/*.jsonl.zst | jq .ts`"
+            f"`plsnap window -1h now --data-dir {args.archive}` or "
+            f"`zstdcat {args.archive}/default/*/*.jsonl.zst | jq .ts`"
         )
         return 0
     finally:
