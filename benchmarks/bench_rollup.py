@@ -2,8 +2,9 @@
 
 One hour of the synthetic history (300 sessions, 10 s; :mod:`benchmarks.synth_archive`) is generated in
 memory, then written twice, as the recorder writes it: ``encode_line`` + ``ArchiveWriter.append`` (fsync off),
-once alone and once followed by ``rollup.Keeper.feed`` (which reads the line back, folds it into the live
-slice, and rewrites the live rollup at every frame close; the final rollup at rotation). The difference in
+once alone and once followed by ``rollup.Keeper.feed`` (which reads the record as a reader reads the line,
+folds it into the live slice, and rewrites the live rollup at every frame close; the final rollup at
+rotation). The difference in
 process CPU, per sample, is the rollup's cost; median of 3 rounds, alternating. The rollup's bytes are
 compared with the partition's.
 Run alone: ``.venv/bin/python -m benchmarks.bench_rollup``.
@@ -28,16 +29,16 @@ ROUNDS = 3
 TARGET_MS = 1.0
 
 
-def _write(lines: list[tuple[bytes, object]], root: Path, *, keep: bool) -> float:
+def _write(lines: list[tuple[bytes, object, dict[str, object]]], root: Path, *, keep: bool) -> float:
     """Process CPU seconds to write ``lines`` (with a keeper when ``keep``)."""
     writer = ArchiveWriter(root, fsync=False)
     keeper = Keeper(writer.directory) if keep else None
     began = time.process_time()
-    for line, ts in lines:
+    for line, ts, record in lines:
         writer.append(line, ts)  # type: ignore[arg-type]
         frames, writer.closed_frames = writer.closed_frames, []
         if keeper is not None:
-            keeper.feed(line, opened=writer.opened, fresh=writer.fresh, frames=frames)
+            keeper.feed(record, opened=writer.opened, fresh=writer.fresh, frames=frames)
     writer.close_partition()
     if keeper is not None:
         keeper.close(writer.closed_frames)
@@ -50,9 +51,10 @@ def run(results: Results) -> None:
     """Measure and add the rows."""
     spec = Spec(hours=1.0 + 30 / 3600)
     snapshots = list(Simulation(spec))
-    lines = [(encode_line(s.to_record()), s.ts) for s in snapshots]
+    records = [s.to_record() for s in snapshots]
+    lines = [(encode_line(r), s.ts, r) for s, r in zip(snapshots, records, strict=True)]
     start = spec.start
-    hour = [(line, ts) for line, ts in lines if start <= ts < start + timedelta(hours=1)]
+    hour = [ts for _, ts, _ in lines if start <= ts < start + timedelta(hours=1)]
     alone: list[float] = []
     kept: list[float] = []
     with tempfile.TemporaryDirectory(prefix="plsnap-bench-rollup-") as tmp:

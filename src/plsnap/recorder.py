@@ -146,7 +146,7 @@ class Recorder:
                 extra={"marker": marker},
             )
             try:
-                self._append(encode_line(line.to_record()), line)
+                self._append(line.to_record(), line)
             except ArchiveError as exc:
                 log.error("marker not written", event=marker.get("event"), error=str(exc))
                 return False
@@ -192,26 +192,26 @@ class Recorder:
             extra={"gap_since": format_ts(missed.since), "missed": missed.count},
         )
         try:
-            self._append(encode_line(gap.to_record()), gap)
+            self._append(gap.to_record(), gap)
         except ArchiveError:
             self._remember(missed.since, missed.count, missed.reason)
             return False
         return True
 
     def _write(self, snapshot: Snapshot) -> Attempt:
-        line = encode_line(snapshot.to_record())
+        record = snapshot.to_record()
         try:
             try:
                 if self._missed is not None and not self._flush_missed(_just_before(snapshot.ts)):
                     raise DiskFullError("the pending gap line could not be written")
-                written = self._append(line, snapshot)
+                written = self._append(record, snapshot)
             except DiskFullError:
                 if not self._guards_set():
                     raise
                 self._prune(reason="disk full")
                 if self._missed is not None:
                     self._flush_missed(_just_before(snapshot.ts))
-                written = self._append(line, snapshot)
+                written = self._append(record, snapshot)
         except ArchiveError as exc:
             self._remember(snapshot.ts, 1, f"archive writes failed: {exc}")
             self._log_notes()
@@ -219,12 +219,13 @@ class Recorder:
         self._log_notes()
         return Attempt(snapshot, True, written, None)
 
-    def _append(self, line: bytes, snapshot: Snapshot) -> int:
-        """Append one line, then hand it (and the frames the writer closed) to the rollup keeper."""
-        written = self.writer.append(line, snapshot.ts)
+    def _append(self, record: dict[str, Any], snapshot: Snapshot) -> int:
+        """Append the line of ``record``, then hand the record (and the frames the writer closed) to the rollup
+        keeper."""
+        written = self.writer.append(encode_line(record), snapshot.ts)
         frames, self.writer.closed_frames = self.writer.closed_frames, []
         if self.keeper is not None:
-            self.keeper.feed(line, opened=self.writer.opened, fresh=self.writer.fresh, frames=frames)
+            self.keeper.feed(record, opened=self.writer.opened, fresh=self.writer.fresh, frames=frames)
         return written
 
     def _log_notes(self) -> None:

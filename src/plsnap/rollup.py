@@ -643,14 +643,15 @@ class Keeper:
         self.written = 0
         self.failures = 0
 
-    def feed(self, line: bytes, *, opened: int, fresh: bool, frames: list[tuple[str, str, int]]) -> None:
-        """After the writer appended ``line``: ``opened`` counts the writer's file openings and ``fresh`` says
-        whether the last file it opened was new, ``frames`` the (date, file, size) of the frames it closed
-        meanwhile. The line is read back as readers read it (its ``ts`` in milliseconds, every value validated),
-        so that the rollup says exactly what a scan of the raw rows says."""
+    def feed(self, record: dict[str, Any], *, opened: int, fresh: bool, frames: list[tuple[str, str, int]]) -> None:
+        """After the writer appended the line that encodes ``record`` (:func:`~plsnap.archive.format.encode_line`):
+        ``opened`` counts the writer's file openings and ``fresh`` says whether the last file it opened was new,
+        ``frames`` the (date, file, size) of the frames it closed meanwhile. The record is read as readers read
+        the line (:meth:`Snapshot.from_record`: its ``ts`` string in milliseconds, every value validated), so that
+        the rollup says exactly what a scan of the raw rows says; it holds only JSON values, so that parsing the
+        line back would give the same object (tested), at a third of the cost."""
         try:
-            record = parse_line(line)
-            snapshot = Snapshot.from_record(record, include_idle=False) if record is not None else None
+            snapshot = Snapshot.from_record(record, include_idle=False)
             if snapshot is None:
                 raise ValueError("the line just written does not read back")
             self._feed(snapshot, opened=opened, fresh=fresh, frames=frames)

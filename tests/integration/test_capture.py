@@ -12,7 +12,9 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from plsnap.archive.format import encode_line, parse_line
 from plsnap.config import load_config, resolve_password
+from plsnap.model import Snapshot
 from plsnap.source import Source
 from tests.integration.harness import Sleeper, plsnap, records, write_config
 
@@ -196,3 +198,36 @@ def test_ed25519_account_can_capture(mariadb_running) -> None:
         source.close()
         mariadb_running.execute("DROP USER IF EXISTS 'plsnap_ed'@'localhost'")
     assert snapshot.error is None
+
+
+@pytest.mark.parametrize("source", ["information_schema", "show"])
+def test_captured_records_hold_only_json_values(source: str, mariadb_running, capture_user, tmp_path: Path) -> None:
+    """What capture builds (sessions, a lock wait with its holder's open transaction, counters) is plain JSON:
+    parsing its line gives back the same record, so the rollup keeper, which reads the record instead of parsing
+    the line again, sees what every reader of the archive sees."""
+    mariadb_running.execute(
+        "CREATE DATABASE IF NOT EXISTS locktest",
+        "CREATE TABLE IF NOT EXISTS locktest.j (id INT PRIMARY KEY, n INT) ENGINE=InnoDB",
+        "REPLACE INTO locktest.j VALUES (1, 0)",
+    )
+    config = load_config(
+        write_config(tmp_path / "c.toml", mariadb_running, capture_user, capture={"source": source}), environ={}
+    )
+    holder = mariadb_running.root_connect()
+    holder.autocommit(False)
+    with holder.cursor() as cur:
+        cur.execute("UPDATE locktest.j SET n = n + 1 WHERE id = 1")
+    src = Source(config, resolve_password(config))
+    try:
+        with Sleeper(mariadb_running, 0, "", sql="UPDATE locktest.j SET n = n + 2 WHERE id = 1"):
+            time.sleep(1.2)
+            snapshot = src.sample()
+            holder.commit()
+    finally:
+        src.close()
+        holder.close()
+    assert snapshot.error is None and snapshot.extra.get("locks"), snapshot.extra
+    record = snapshot.to_record()
+    parsed = parse_line(encode_line(record))
+    assert parsed == record
+    assert Snapshot.from_record(record, include_idle=False) == Snapshot.from_record(parsed, include_idle=False)
