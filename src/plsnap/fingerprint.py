@@ -319,7 +319,14 @@ def _fast_token_pattern(prefixed: bool) -> str:
 
 
 _FAST_TOKEN = re.compile(_fast_token_pattern(prefixed=False), re.S)
-_FAST_TOKEN_PREFIXED = re.compile(_fast_token_pattern(prefixed=True), re.S)
+
+
+@functools.cache
+def _fast_token_prefixed() -> re.Pattern[str]:
+    """_FAST_TOKEN with the branches of ``X'..'``, ``B'..'`` and ``N'..'`` strings (_FAST_TOKEN_PREFIXED in the
+    comments), compiled when a statement first needs it: such strings are rare, and compiling costs ~20 ms."""
+    return re.compile(_fast_token_pattern(prefixed=True), re.S)
+
 
 # _LISTS with the keyword matched by a lookbehind, so that the replacement is a plain string. Unless the text
 # holds ",," or ", ,", what lies between the keyword and the first ``(`` is one of _LIST_SEPARATORS; a NUL
@@ -435,7 +442,7 @@ def _fingerprint_fast_retry(sql: str, query: str, kind: int, result: str) -> str
     """_fingerprint_fast() for the statements that need more than _FAST_TOKEN (``kind`` says why)."""
     if kind in (_SPACES_FIRST, _PREFIXED):
         query = _WS.sub(" ", query)
-        kind, result = _fast_finish(_FAST_TOKEN_PREFIXED.sub("?", query))
+        kind, result = _fast_finish(_fast_token_prefixed().sub("?", query))
     if kind == _BACKTICKS and (_FAST_PLAIN_BACKTICKS.fullmatch(query) or _FAST_BACKTICKS.fullmatch(query)):
         return result
     if kind == _READY:

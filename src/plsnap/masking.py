@@ -75,6 +75,8 @@ _SECRET_LITERAL = re.compile(
 # Beyond this many readings of one statement's code, the statement is taken to be secret.
 _MAX_READINGS = 64
 
+# Word characters ([0-9A-Za-z_] and every non-ASCII character) are written as negated ASCII classes: the same
+# set as a range up to U+10FFFF, but compiled in 0.1 ms instead of 3 (start-up of every command that masks).
 # Texts where no construct but a backslash is read differently by some mode (no fork): each quoting mode reads
 # them in one regex pass. Without a backslash either, all modes read them alike and redaction is one
 # substitution. Every token pattern consumes one character from a small set first, so that the regex engine
@@ -83,8 +85,8 @@ _FORKS = re.compile(
     r"""[\[/$-](?:
         (?<=\[)
         |(?<=/)\*(?:[!+]|M!)
-        |(?<=-)-[\x7f-\U0010ffff]
-        |(?<=\$)(?<![A-Za-z0-9_$]\$)[0-9A-Za-z_\u0080-\U0010ffff]*\$
+        |(?<=-)-[^\x00-\x7e]
+        |(?<=\$)(?<![A-Za-z0-9_$]\$)[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]*\$
     )""",
     re.X,
 )
@@ -126,8 +128,8 @@ _BACKTICKED = re.compile(r"(?:[^`]++|``)*+(`)?")
 _BRACKETED = re.compile(r"(?:[^\]]++|\]\])*+(\])?")
 _LINE_REST = re.compile(r"[^\n\x00]*+")
 _FIVE_DIGITS = re.compile(r"[0-9]{5}")
-_DOLLAR_TAG = re.compile(r"\$[0-9A-Za-z_\u0080-\U0010ffff]*\$")
-_IDENT_RUN = re.compile(r"[0-9A-Za-z_$\u0080-\U0010ffff]*")
+_DOLLAR_TAG = re.compile(r"\$[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]*\$")
+_IDENT_RUN = re.compile(r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]*")
 _PLAIN_WORD = re.compile(r"[0-9A-Za-z_$]+")
 _ASCII_IDENT = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 _NESTED_STOP = re.compile(r"\*/|/\*")

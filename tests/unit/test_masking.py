@@ -436,3 +436,18 @@ def test_generated_literals_never_survive_redaction(secret: str, mode: str, doub
 def test_redact_literals_never_raises(sql: str) -> None:
     """redact_literals() accepts any text."""
     assert isinstance(redact_literals(sql), str)
+
+
+def test_word_classes_are_the_unicode_ranges_they_replace() -> None:
+    """The negated ASCII classes of the tokenizer match exactly what the ranges up to U+10FFFF matched."""
+    import re
+
+    pairs = [
+        (r"[0-9A-Za-z_$\u0080-\U0010ffff]", r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"),
+        (r"[0-9A-Za-z_\u0080-\U0010ffff]", r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"),
+        (r"[\x7f-\U0010ffff]", r"[^\x00-\x7e]"),
+    ]
+    points = [*range(0x3000), 0xD7FF, 0xE000, 0xFEFF, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]
+    for old, new in pairs:
+        before, after = re.compile(old), re.compile(new)
+        assert [cp for cp in points if bool(before.fullmatch(chr(cp))) != bool(after.fullmatch(chr(cp)))] == []
