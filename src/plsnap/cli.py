@@ -495,8 +495,27 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _refuse_inside(path: Path, data_dir: Path) -> None:
-    """A report never goes into the data directory, where it could replace a partition or its rollup."""
+    """A report never goes into the data directory, where it could replace a partition or its rollup. The
+    directories are compared by device and inode, from the target's folder up to ``/``, so that another path to
+    the same directory (a bind mount, a case-insensitive file system, symlinks) is refused too."""
     where = Path(os.path.realpath(path.expanduser().parent)) / path.name
+    try:
+        archive = Path(data_dir).stat()
+    except OSError:
+        archive = None
+    folder = where.parent
+    while archive is not None:
+        try:
+            here = folder.stat()
+        except OSError:
+            here = None
+        if here is not None and (here.st_dev, here.st_ino) == (archive.st_dev, archive.st_ino):
+            raise UsageError(
+                f"-o {path}: the report would be written inside the archive ({data_dir}); choose a path outside it"
+            )
+        if folder.parent == folder:
+            break
+        folder = folder.parent
     if where.is_relative_to(Path(os.path.realpath(data_dir))):
         raise UsageError(
             f"-o {path}: the report would be written inside the archive ({data_dir}); choose a path outside it"

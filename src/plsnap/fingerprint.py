@@ -49,6 +49,7 @@ import string
 
 from plsnap.masking import mask_secrets as mask_password_statements
 from plsnap.masking import redact_literals
+from plsnap.secretwords import may_hold_secret
 
 __all__ = ["fingerprint", "mask_password_statements", "redact_literals"]
 
@@ -462,6 +463,11 @@ def _fingerprint_fast_retry(sql: str, query: str, kind: int, result: str) -> str
 
 @functools.lru_cache(maxsize=65536)
 def fingerprint(sql: str) -> str:
-    """Return the pt-fingerprint style fingerprint of ``sql`` (see the module docstring)."""
+    """Return the pt-fingerprint style fingerprint of ``sql`` (see the module docstring). A statement that can
+    carry a secret is fingerprinted with its literals masked first (:func:`plsnap.masking.mask_secrets`, which
+    reads the quotes in every ``sql_mode``), so that no reading of its quotes leaves a secret in the fingerprint
+    of a text an older or foreign writer stored in clear."""
+    if may_hold_secret(sql):
+        sql = mask_password_statements(sql)
     query = _fingerprint_fast(sql)
     return _fingerprint_exact(sql) if query is None else query

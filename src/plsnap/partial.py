@@ -25,7 +25,7 @@ from plsnap.replay import Execution, StitchBuilder, StitchPart, merge_stitch
 
 #: Bumped whenever :func:`plsnap.fingerprint.fingerprint` may return something else for a statement: rollups
 #: grouped with another version are stale.
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 
 
 def _fingerprint(session: Session) -> str:

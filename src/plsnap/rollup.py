@@ -459,7 +459,7 @@ def _build_from_raw(
         partition=partition.path.name,
         size=size,
         digest=whole or "",
-        mtime_ns=mtime_ns if actual == size else 0,
+        mtime_ns=mtime_ns if actual == size and mtime_ns > 0 else 0,
         covered_until=covered_until,
         first_ts=reader.partition_first(partition),
         last_ts=reader.partition_last(partition),
@@ -508,7 +508,7 @@ class Rollups:
 
     def _load(self, partition: Partition) -> Rollup | None:
         reason = "no rollup"
-        for folder in self._folders(partition):
+        for cached, folder in self._folders(partition):
             with folder:
                 try:
                     data = folder.read_bytes(partition.rollup_name, limit=MAX_FILE_BYTES + 1)
@@ -522,8 +522,11 @@ class Rollups:
                 except RollupError as exc:
                     self.reader.report(f"{folder.child_path(partition.rollup_name)}: rollup ignored: {exc}")
                     continue
-            problem = self._check(rollup, partition)
+            problem = self._check(rollup, partition, trust_mtime=not cached)
             if problem is None:
+                for recorded in rollup.header.problems:
+                    text = recorded.split(": ", 1)[-1]
+                    self.reader.report(f"{partition.path}: {text} (as recorded by its rollup)")
                 return rollup
             reason = problem
         self.stale.append((partition, reason))
@@ -547,18 +550,21 @@ class Rollups:
                     last = moment if last is None else max(last, moment)
         return last
 
-    def _folders(self, partition: Partition) -> Iterator[SafeDir]:
+    def _folders(self, partition: Partition) -> Iterator[tuple[bool, SafeDir]]:
+        """(from the cache, folder) where the partition's rollup may be: beside it, then in the cache."""
         with contextlib.suppress(FileNotFoundError, ArchiveError):
-            yield self.reader.directory().subdir(partition.date_name)
+            yield False, self.reader.directory().subdir(partition.date_name)
         if self.cache is not None:
             with contextlib.suppress(FileNotFoundError, ArchiveError, OSError):
                 root = SafeDir.open_root(self.cache, writable=False)
                 with root, root.subdir(self.reader.instance) as instance:
                     folder = instance.subdir(partition.date_name)
-                yield folder
+                yield True, folder
 
-    def _check(self, rollup: Rollup, partition: Partition) -> str | None:  # noqa: PLR0911 - one reason per check
-        """Why the rollup does not describe the partition as it is now (None when it does)."""
+    def _check(self, rollup: Rollup, partition: Partition, *, trust_mtime: bool) -> str | None:  # noqa: PLR0911
+        """Why the rollup does not describe the partition as it is now (None when it does). ``trust_mtime``: a
+        partition of the recorded size and mtime needs no hash (not for a cache's rollups: ``verify`` cannot
+        remove those when it finds bit rot that kept both)."""
         header = rollup.header
         if header.hour != partition.start or header.partition != partition.path.name:
             return "it names another partition"
@@ -574,7 +580,7 @@ class Rollups:
                 if not partition.has_main:
                     return None if header.size == 0 else "the partition file is gone"
                 size, _, whole = prefix_digest(
-                    folder, partition.path.name, header.size, unless_mtime_ns=header.mtime_ns
+                    folder, partition.path.name, header.size, unless_mtime_ns=header.mtime_ns if trust_mtime else 0
                 )
                 if size < header.size or whole not in (None, header.digest):
                     return "the partition changed since the rollup was built"
@@ -729,7 +735,7 @@ class Keeper:
                 partition=hour.file_name,
                 size=size,
                 digest=whole or "",
-                mtime_ns=mtime_ns if actual == size else 0,
+                mtime_ns=mtime_ns if actual == size and mtime_ns > 0 else 0,
                 covered_until=covered_until,
                 first_ts=hour.first_ts,
                 last_ts=hour.last_ts,
@@ -848,19 +854,16 @@ def _target(instance_dir: Path, partition: Partition, cache: Path | None) -> Saf
 
 
 def forget(instance_dir: Path, partitions: Iterable[Partition]) -> list[Path]:
-    """Remove the rollups of ``partitions`` (found damaged by ``verify``) that were built before the damage (they
-    record no problem): a rollup must answer like the raw rows. Returns the rollups removed; raises ArchiveError
-    or OSError when the archive cannot be written."""
+    """Remove the rollups of ``partitions`` (found damaged by ``verify``): one built before the damage answers
+    for lines the raw rows lost, and one built after it may hide damage that came later without changing the
+    file's size or mtime (bit rot). ``reindex`` builds them again from what is readable, recording the damage.
+    Returns the rollups removed; raises ArchiveError or OSError when the archive cannot be written."""
     removed = []
     with SafeDir.open_root(instance_dir, writable=True) as root:
         for partition in partitions:
             if partition.rollup is None:
                 continue
             with contextlib.suppress(FileNotFoundError), root.subdir(partition.date_name) as folder:
-                try:
-                    recorded = decode_file(folder.read_bytes(partition.rollup, MAX_FILE_BYTES + 1)).header.problems
-                except RollupError:
-                    recorded = ()
-                if not recorded and folder.unlink(partition.rollup):
+                if folder.unlink(partition.rollup):
                     removed.append(folder.child_path(partition.rollup))
     return removed

@@ -402,6 +402,9 @@ RAW_SECRETS = (
     ("CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'u', PASSWORD 'Hunter2PWtwo')", "Hunter2PWtwo"),
     ("SET PASSWORD FOR 'x'@'%' = PASSWORD('Hunter2PWthree')", "Hunter2PWthree"),
     ("PREPARE s FROM 'CREATE USER z IDENTIFIED BY ''Hunter2PWfour'''", "Hunter2PWfour"),
+    # read with backslash escapes, the second password is a bare word the fingerprint (the key) would keep,
+    # lower-cased (hence no capitals or digits in it)
+    ("ALTER USER u IDENTIFIED BY 'a\\' , v@h IDENTIFIED BY 'hunterpwfive'", "hunterpwfive"),
 )
 
 

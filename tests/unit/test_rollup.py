@@ -437,3 +437,77 @@ def test_the_keeper_reads_records_as_readers_read_their_lines() -> None:
     for snapshot in lines_for(1.0, seed=3) + history(steps):
         record = snapshot.to_record()
         assert parse_line(encode_line(record)) == record
+
+
+def _flip_keeping_size_and_mtime(path: Path, where: float) -> None:
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0x08
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_damage_recorded_by_a_rollup_is_reported_whenever_it_answers(archive, tmp_path: Path) -> None:
+    """A rollup rebuilt after damage answers for the hour; the damage its raw read saw is repeated as a warning,
+    so the window through rollups says what --no-rollups says."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    victim = list_partitions(copy).partitions[1]
+    data = bytearray(victim.path.read_bytes())
+    data[len(data) // 3] ^= 0x08
+    victim.path.write_bytes(bytes(data))
+    reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
+    with ArchiveReader(copy) as reader:
+        rollups = Rollups(reader)
+        query.window(reader, lines[0].ts, lines[-1].ts, rollups=rollups)
+        assert rollups.stale == [], "the rollup rebuilt after the damage answers"
+        assert any(p.startswith(str(victim.path)) and "recorded by its rollup" in p for p in reader.problems)
+
+
+def test_verify_removes_a_rollup_that_recorded_earlier_damage(archive, tmp_path: Path) -> None:
+    """Later bit rot in a partition whose rollup recorded earlier damage keeps size and mtime: verify finds it and
+    removes that rollup too, so the next answer comes from the raw rows, with every loss reported."""
+    from plsnap.cli import main
+
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    victim = list_partitions(copy).partitions[1]
+    data = bytearray(victim.path.read_bytes())
+    data[len(data) // 4] ^= 0x08
+    victim.path.write_bytes(bytes(data))
+    reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
+    _flip_keeping_size_and_mtime(victim.path, 0.7)
+    assert main(["verify", "--data-dir", str(copy)]) == 1
+    assert not (victim.path.parent / victim.rollup_name).exists()
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["no rollup"]
+
+
+def test_a_cache_rollup_is_always_checked_by_its_digest(archive, tmp_path: Path) -> None:
+    """verify cannot remove a --cache rollup, so it never gets the stat-only check: bit rot that kept the
+    partition's size and mtime makes it stale, and the answer equals the raw rows'."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    for part in list_partitions(copy).partitions:
+        if part.rollup:
+            (part.path.parent / part.rollup).unlink()
+    cache = tmp_path / "cache"
+    reindex(copy, cache=cache, now=lines[-1].ts + timedelta(hours=2))
+    _flip_keeping_size_and_mtime(list_partitions(copy).partitions[1].path, 0.5)
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts, cache=cache)
+    assert "the partition changed since the rollup was built" in stale
+
+
+def test_a_partition_dated_before_1970_gets_a_readable_rollup(archive, tmp_path: Path) -> None:
+    """A file mtime before the epoch (a restored backup, a broken clock) is not recorded: the rollup stays
+    readable and current, checked by its digest."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    for part in list_partitions(copy).partitions:
+        os.utime(part.path, ns=(0, -3_000_000_000))
+    done = reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
+    assert {d.action for d in done} == {"built"}
+    again = reindex(copy, now=lines[-1].ts + timedelta(hours=2))
+    assert {d.action for d in again} == {"current"}, again
+    problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == [] and not any("rollup" in p for p in problems)
