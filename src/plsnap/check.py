@@ -161,4 +161,4 @@ def _check_archive(config: Config) -> Iterator[Check]:
     for item in damaged:
         yield FAIL, f"archive: {item.partition.path}: lost {item.lost_text}; {'; '.join(item.problems)[:500]}"
     for foreign in report.foreign:
-        yield OK, f"archive: left alone: {foreign.path} ({foreign.reason})"
+        yield FAIL if foreign.unreadable else OK, f"archive: left alone: {foreign.path} ({foreign.reason})"

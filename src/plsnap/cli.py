@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
 import time
 import traceback
@@ -267,8 +268,20 @@ def _protect_relative_times(argv: Sequence[str]) -> list[str]:
     return out
 
 
+#: Control characters other than tab and newline, as visible escapes: statement texts, user names and file
+#: names come from whoever uses the database or the disk, and an escape sequence on a DBA's terminal could hide
+#: or rewrite rows. The JSON form ``\\u00NN`` keeps JSON output valid and equal (only DEL and C1 characters
+#: are left raw by the JSON encoder; tab, newline and the other C0 characters are escaped by it already).
+_CONTROLS = {code: f"\\u{code:04x}" for code in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters other than tab and newline shown as ``\\u00NN``."""
+    return text.translate(_CONTROLS)
+
+
 def _say(message: str) -> None:
-    text = message.replace("\n", " ")
+    text = _printable(message.replace("\n", " "))
     print(f"plsnap: {text}", file=sys.stderr)
 
 
@@ -342,7 +355,7 @@ def _warn(reader: Any) -> None:
 
 
 def _emit(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(_printable(text) + "\n")
     sys.stdout.flush()
 
 
@@ -484,7 +497,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if output is None and form == "html":
         output = f"plsnap-report-{made.instance}-{start.astimezone(UTC):%Y%m%dT%H%M%SZ}.html"
     if output is None or output == "-":
-        sys.stdout.write(body)
+        sys.stdout.write(_printable(body) if form == "md" else body)
         sys.stdout.flush()
         return 0
     path = Path(output)
@@ -522,6 +535,16 @@ def _refuse_inside(path: Path, data_dir: Path) -> None:
         )
     if where.is_dir():
         raise UsageError(f"-o {path}: is a directory; give a file name")
+    try:
+        kind = where.lstat().st_mode
+        if stat.S_ISLNK(kind):
+            kind = where.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(kind):
+        # The page is renamed into place: that would replace a device node, FIFO or socket (/dev/stdout, a pipe)
+        # with a regular file instead of writing to it.
+        raise UsageError(f"-o {path}: is not a regular file (a device, FIFO or socket); use '-o -' for stdout")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -582,7 +605,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     damaged = report.damaged
     if damaged:
         _forget_rollups(instance_dir, [c.partition for c in damaged])
-        raise PlsnapError(f"{len(damaged)} of {len(report.partitions)} partition(s) damaged")
+    unreadable = report.unreadable
+    problems = [f"{len(damaged)} of {len(report.partitions)} partition(s) damaged"] if damaged else []
+    if unreadable:
+        problems.append(
+            f"{len(unreadable)} entr{'y' if len(unreadable) == 1 else 'ies'} where history should be "
+            "cannot be read (see left alone)"
+        )
+    if problems:
+        raise PlsnapError("; ".join(problems))
     return 0
 
 
@@ -707,7 +738,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         beat = orjson.loads(raw)
         if not isinstance(beat, dict):
             raise ValueError("not an object")
-    except (OSError, PlsnapError, ValueError):
+    except PlsnapError as exc:
+        raise PlsnapError(f"unhealthy: no usable heartbeat: {exc}") from None
+    except (OSError, ValueError):
         raise PlsnapError(f"unhealthy: no heartbeat at {path} (is the daemon running?)") from None
     if beat.get("running") is False:
         raise PlsnapError(f"unhealthy: the daemon stopped (last sample {beat.get('ts')})")

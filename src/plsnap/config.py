@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from plsnap.errors import ConfigError
+from plsnap.smallfile import read_capped
 from plsnap.units import parse_duration, parse_size
 
 ENV_PREFIX = "PLSNAP_"
@@ -460,8 +461,7 @@ def _unknown_env(name: str) -> str:
 
 def _read_toml(path: Path) -> list[tuple[str, str, Any]]:
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        raw, _ = read_capped(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
@@ -545,9 +545,7 @@ def defaults_file(config: Config) -> Path | None:
 
 def _read_secret(path: Path, what: str, warn: Callable[[str], None] | None) -> str:
     try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            raw = handle.read(MAX_SECRET_BYTES + 1)
+        raw, mode = read_capped(path, MAX_SECRET_BYTES)
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
     if len(raw) > MAX_SECRET_BYTES:

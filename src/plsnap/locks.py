@@ -18,7 +18,8 @@ Kinds: ``row`` (InnoDB record locks), ``metadata`` (table, schema and routine me
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -449,30 +450,98 @@ class TreeNode:
     shown_elsewhere: bool = False
 
     def walk(self, depth: int = 0) -> Iterable[tuple[int, TreeNode]]:
-        """(depth, node) for this node and every node below it, depth first."""
-        yield depth, self
-        for child in self.children:
-            yield from child.walk(depth + 1)
+        """(depth, node) for this node and every node below it, depth first (iteratively: a chain of waiters
+        can be thousands deep)."""
+        stack: list[tuple[int, TreeNode]] = [(depth, self)]
+        while stack:
+            level, node = stack.pop()
+            yield level, node
+            stack.extend((level + 1, child) for child in reversed(node.children))
 
 
-def roots_of(edges: Sequence[Edge]) -> list[int]:
-    """The root blockers: sessions that block others and wait for no one (in a cycle, its lowest id)."""
-    waiting = {e.waiter for e in edges}
-    blockers = {e.blocker for e in edges}
-    roots = sorted(b for b in blockers if b not in waiting)
-    covered = _reachable_waiters(edges, roots)
-    for waiter in sorted(waiting - covered - set(roots)):
-        cycle_root = min(_cycle_members(edges, waiter))
-        if cycle_root not in roots:
-            roots.append(cycle_root)
-            covered |= _reachable_waiters(edges, [cycle_root]) | {cycle_root}
-    return roots
-
-
-def _reachable_waiters(edges: Sequence[Edge], roots: Iterable[int]) -> set[int]:
+def _under(edges: Iterable[Edge]) -> dict[int, list[int]]:
+    """Blocker -> the sessions waiting on it."""
     under: dict[int, list[int]] = {}
     for edge in edges:
         under.setdefault(edge.blocker, []).append(edge.waiter)
+    return under
+
+
+def roots_of(edges: Sequence[Edge]) -> list[int]:
+    """The root blockers: sessions that block others and wait for no one, then, for each cycle that waits on
+    no one outside it (a deadlock), its lowest id. Every waiter traces to one of them."""
+    ahead: dict[int, set[int]] = {}
+    for edge in edges:
+        ahead.setdefault(edge.waiter, set()).add(edge.blocker)
+        ahead.setdefault(edge.blocker, set())
+    roots = sorted(node for node, blockers in ahead.items() if not blockers)
+    cycles = sorted(min(members) for members in _sink_cycles(ahead))
+    return [*roots, *cycles]
+
+
+def _sink_cycles(ahead: Mapping[int, set[int]]) -> list[list[int]]:
+    """The strongly connected components of the waits-for graph that have edges but none leaving them (Tarjan's
+    algorithm, iteratively: O(sessions + edges))."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    component: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    found: list[list[int]] = []
+    for start in ahead:
+        if start in index:
+            continue
+        work: list[tuple[int, Iterator[int]]] = [(start, iter(ahead[start]))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, successors = work[-1]
+            advanced = False
+            for nxt in successors:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(ahead[nxt])))
+                    advanced = True
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                members = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component[member] = len(found)
+                    members.append(member)
+                    if member == node:
+                        break
+                found.append(members)
+    return _sinks(ahead, found, component)
+
+
+def _sinks(ahead: Mapping[int, set[int]], found: list[list[int]], component: Mapping[int, int]) -> list[list[int]]:
+    """The cycles among the components ``found`` that no edge leaves."""
+    sinks = []
+    for number, members in enumerate(found):
+        leaves = any(component[b] != number for m in members for b in ahead[m])
+        if not leaves and (len(members) > 1 or members[0] in ahead[members[0]]):
+            sinks.append(members)
+    return sinks
+
+
+def _reachable_waiters(
+    edges: Sequence[Edge], roots: Iterable[int], under: Mapping[int, list[int]] | None = None
+) -> set[int]:
+    if under is None:
+        under = _under(edges)
     seen: set[int] = set()
     stack = list(roots)
     while stack:
@@ -481,21 +550,6 @@ def _reachable_waiters(edges: Sequence[Edge], roots: Iterable[int]) -> set[int]:
             if waiter not in seen:
                 seen.add(waiter)
                 stack.append(waiter)
-    return seen
-
-
-def _cycle_members(edges: Sequence[Edge], start: int) -> set[int]:
-    """Every session reachable from ``start`` by following blockers (a deadlock's members, among others)."""
-    ahead: dict[int, list[int]] = {}
-    for edge in edges:
-        ahead.setdefault(edge.waiter, []).append(edge.blocker)
-    seen = {start}
-    stack = [start]
-    while stack:
-        for blocker in ahead.get(stack.pop(), []):
-            if blocker not in seen:
-                seen.add(blocker)
-                stack.append(blocker)
     return seen
 
 
@@ -508,40 +562,51 @@ def blocking_trees(edges: Sequence[Edge], rank: Callable[[int], Any] | None = No
         under.setdefault(edge.blocker, []).append(edge)
         blockers_of.setdefault(edge.waiter, []).append(edge.blocker)
     roots = roots_of(edges)
-    reach = {root: len(_reachable_waiters(edges, [root])) for root in roots}
+    waiting_under = {blocker: [e.waiter for e in found] for blocker, found in under.items()}
+    reach = {root: len(_reachable_waiters(edges, [root], waiting_under)) for root in roots}
     roots.sort(key=lambda r: (-reach[r], rank(r) if rank is not None else 0, r))
+    is_root = set(roots)
     placed: set[int] = set(roots)
     trees = []
     for root in roots:
         children: dict[int, list[tuple[Edge, bool]]] = {}
-        queue = [root]
+        queue = deque([root])
         while queue:
-            node = queue.pop(0)
+            node = queue.popleft()
             for edge in under.get(node, []):
                 if edge.waiter in placed:
-                    if node == root and edge.waiter not in roots:
+                    if node == root and edge.waiter not in is_root:
                         children.setdefault(node, []).append((edge, True))
                     continue
                 placed.add(edge.waiter)
                 children.setdefault(node, []).append((edge, False))
                 queue.append(edge.waiter)
-        trees.append(_build(root, None, children, blockers_of, False))
+        trees.append(_build(root, children, blockers_of))
     return trees
 
 
 def _build(
-    session: int,
-    edge: Edge | None,
-    children: Mapping[int, list[tuple[Edge, bool]]],
-    blockers_of: Mapping[int, list[int]],
-    reference: bool,
+    root: int, children: Mapping[int, list[tuple[Edge, bool]]], blockers_of: Mapping[int, list[int]]
 ) -> TreeNode:
-    parent = edge.blocker if edge is not None else None
-    also = tuple(b for b in blockers_of.get(session, []) if b != parent)
-    if reference:
-        return TreeNode(session, edge, (), also, shown_elsewhere=True)
-    kids = tuple(_build(e.waiter, e, children, blockers_of, ref) for e, ref in children.get(session, []))
-    return TreeNode(session, edge, kids, also)
+    """The tree below ``root`` (bottom up, iteratively: a chain of waiters can be thousands deep)."""
+    order: list[tuple[int, Edge | None, bool]] = []
+    stack: list[tuple[int, Edge | None, bool]] = [(root, None, False)]
+    while stack:
+        item = stack.pop()
+        order.append(item)
+        session, _, reference = item
+        if not reference:
+            stack.extend((e.waiter, e, ref) for e, ref in children.get(session, []))
+    built: dict[tuple[int, int], TreeNode] = {}
+    for session, edge, reference in reversed(order):
+        parent = edge.blocker if edge is not None else None
+        also = tuple(b for b in blockers_of.get(session, []) if b != parent)
+        if reference:
+            built[(session, id(edge))] = TreeNode(session, edge, (), also, shown_elsewhere=True)
+            continue
+        kids = tuple(built[(e.waiter, id(e))] for e, _ in children.get(session, []))
+        built[(session, id(edge))] = TreeNode(session, edge, kids, also)
+    return built[(root, id(None))]
 
 
 def waiters_of(edges: Sequence[Edge], root: int) -> set[int]:
@@ -732,23 +797,27 @@ class EpisodeTracker:
         by_id = {s.id: s for s in snapshot.sessions or ()}
         seen_now: list[Episode] = []
         weights: list[tuple[Episode, int]] = []
+        index = _EdgeIndex(edges)
+        open_now = _OpenEpisodes(state.open)
+        counted: set[int] = set()
         for tree in blocking_trees(edges):
             identity = _identity(tree.session, by_id.get(tree.session), snapshot.ts)
-            episode = _continued(state.open, identity)
+            episode = open_now.find(identity)
             if episode is None:
                 episode = Episode(identity, snapshot.ts, snapshot.ts, state.last_ts, current=identity)
                 if first:
                     state.heads.append(episode)
             elif state.trailing_gap:
                 episode.crosses_gap = True
-            already = any(e is episode for e in seen_now)
-            waiting = _merge_tree(episode, tree, edges, by_id, snapshot, counted=not already)
+            already = id(episode) in counted
+            waiting = _merge_tree(episode, tree, index, by_id, snapshot, counted=not already)
             episode.current = identity
             if not already:
+                counted.add(id(episode))
                 seen_now.append(episode)
                 weights.append((episode, waiting))
         for episode in state.open:
-            if not any(e is episode for e in seen_now):
+            if id(episode) not in counted:
                 episode.next_sample = snapshot.ts
                 state.done.append(episode)
         state.open = seen_now
@@ -763,8 +832,25 @@ class EpisodeTracker:
         return self.state.finish()
 
 
-def _continued(open_episodes: Sequence[Episode], identity: BlockerIdentity) -> Episode | None:
-    return next((e for e in open_episodes if (e.current or e.root).same(identity)), None)
+class _OpenEpisodes:
+    """Open episodes by their blocker's session id, in their order (finding one is not a scan of them all:
+    a sample can hold thousands of root blockers)."""
+
+    __slots__ = ("by_session",)
+
+    def __init__(self, episodes: Iterable[Episode]) -> None:
+        self.by_session: dict[int, list[Episode]] = {}
+        for episode in episodes:
+            self.by_session.setdefault((episode.current or episode.root).session, []).append(episode)
+
+    def find(self, identity: BlockerIdentity) -> Episode | None:
+        """The first open episode whose blocker ``identity`` is."""
+        found = self.by_session.get(identity.session, ())
+        return next((e for e in found if (e.current or e.root).same(identity)), None)
+
+    def remove(self, episode: Episode) -> None:
+        """Take ``episode`` out (it was continued)."""
+        self.by_session[(episode.current or episode.root).session].remove(episode)
 
 
 def _settle(state: EpisodePart, next_ts: datetime | None) -> None:
@@ -829,21 +915,23 @@ def merge_episodes(left: EpisodePart, right: EpisodePart, *, interval: float | N
     gap = mine.trailing_gap or right.leading_gap
     gap = gap or _hole_between(left.last_ts, left.last_interval, right.first_ts, interval)
     theirs = _remap(right, {id(e): _copy(e) for e in right.heads})
-    waiting = list(mine.open)
+    waiting = _OpenEpisodes(mine.open)
     continued: dict[int, Episode] = {}
+    joined: set[int] = set()
     for head in theirs.heads:
-        episode = _continued(waiting, head.root)
+        episode = waiting.find(head.root)
         if episode is None:
             head.previous_sample = left.last_ts
             continue
         if gap:
             episode.crosses_gap = True
+        waiting.remove(episode)
         episode.absorb(head)
         continued[id(head)] = episode
-        waiting.remove(episode)
+        joined.add(id(episode))
     ended = []
     for episode in mine.open:
-        if episode in waiting:
+        if id(episode) not in joined:
             episode.next_sample = right.first_ts
             ended.append(episode)
 
@@ -889,25 +977,38 @@ def _identity(session_id: int, session: Session | None, ts: datetime) -> Blocker
     return BlockerIdentity(session_id, session.user, session.host, started)
 
 
+class _EdgeIndex:
+    """One sample's edges by blocker (the waiters under it) and by waiter, built once for all its trees."""
+
+    __slots__ = ("by_waiter", "under")
+
+    def __init__(self, edges: Iterable[Edge]) -> None:
+        self.under: dict[int, list[int]] = {}
+        self.by_waiter: dict[int, list[Edge]] = {}
+        for edge in edges:
+            self.under.setdefault(edge.blocker, []).append(edge.waiter)
+            self.by_waiter.setdefault(edge.waiter, []).append(edge)
+
+
 def _merge_tree(
     episode: Episode,
     tree: TreeNode,
-    edges: Sequence[Edge],
+    index: _EdgeIndex,
     by_id: Mapping[int, Session],
     snapshot: Snapshot,
     *,
     counted: bool,
 ) -> int:
     """Fold one sample's tree into its episode; returns how many sessions wait on the root."""
-    waiting = waiters_of(edges, tree.session)
+    waiting = _reachable_waiters((), [tree.session], index.under) - {tree.session}
     if counted:
         episode.samples += 1
     episode.last_seen = snapshot.ts
     episode.waiters |= waiting
     episode.peak_waiters = max(episode.peak_waiters, len(waiting))
     involved = waiting | {tree.session}
-    for edge in edges:
-        if edge.waiter in involved and edge.blocker in involved:
+    for edge in (e for member in involved for e in index.by_waiter.get(member, ())):
+        if edge.blocker in involved:
             episode.kinds.add(edge.kind)
             episode.hows.add(edge.how)
             if edge.object:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plsnap.errors import ConfigError
+from plsnap.smallfile import read_capped
 
 MAX_OPTION_FILE_BYTES = 1 * 2**20
 MAX_INCLUDE_DEPTH = 10
@@ -63,8 +64,7 @@ def _read(path: Path, values: dict[str, str], depth: int) -> None:
     if depth > MAX_INCLUDE_DEPTH:
         raise ConfigError(f"{path}: !include nested more than {MAX_INCLUDE_DEPTH} levels deep")
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_OPTION_FILE_BYTES + 1)
+        raw, _ = read_capped(path, MAX_OPTION_FILE_BYTES)
     except OSError as exc:
         raise ConfigError(f"MySQL option file {path} cannot be read: {exc.strerror}") from None
     if len(raw) > MAX_OPTION_FILE_BYTES:

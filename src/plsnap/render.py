@@ -239,6 +239,11 @@ def counter_lines(
 HOW_TEXT = {"lock_table": "proven", "derived": "derived", "inferred": "INFERRED (suspect, not proven)"}
 
 
+#: Deeper levels of a blocking tree are not indented further (a chain of thousands would print megabytes of
+#: blanks): their depth is printed instead.
+MAX_TREE_INDENT = 12
+
+
 def lock_tree_lines(edges: Sequence[Edge], sample: Snapshot | None) -> list[str]:
     """The blocking trees of one sample: root blockers first, waiters indented under what they wait for."""
     by_id = {s.id: s for s in (sample.sessions or ())} if sample is not None else {}
@@ -254,7 +259,9 @@ def lock_tree_lines(edges: Sequence[Edge], sample: Snapshot | None) -> list[str]
     for tree in blocking_trees(edges, rank):
         for depth, node in tree.walk():
             session = by_id.get(node.session)
-            indent = "  " + "    " * depth + ("└─ " if depth else "")
+            indent = "  " + "    " * min(depth, MAX_TREE_INDENT) + ("└─ " if depth else "")
+            if depth > MAX_TREE_INDENT:
+                indent += f"[depth {depth}] "
             who = _who(node.session, session)
             if node.edge is None:
                 lines.append(f"{indent}{who}  ROOT BLOCKER: {_blocker_state(session)}")
@@ -546,7 +553,7 @@ def verify_rows(report: VerifyReport, instance_dir: Any) -> list[list[Any]]:
 def verify_json(report: VerifyReport, instance_dir: Any) -> dict[str, Any]:
     """The ``plsnap verify --format json`` object."""
     return {
-        "ok": not report.damaged,
+        "ok": not report.damaged and not report.unreadable,
         "partitions": [
             {
                 "partition": str(c.partition.path.relative_to(instance_dir)),
@@ -561,7 +568,7 @@ def verify_json(report: VerifyReport, instance_dir: Any) -> dict[str, Any]:
             }
             for c in report.partitions
         ],
-        "foreign": [{"path": str(f.path), "reason": f.reason} for f in report.foreign],
+        "foreign": [{"path": str(f.path), "reason": f.reason, "unreadable": f.unreadable} for f in report.foreign],
     }
 
 

@@ -61,6 +61,12 @@ class VerifyReport:
         """The partitions that are not ok (open ones are fine)."""
         return [p for p in self.partitions if p.status == "damaged"]
 
+    @property
+    def unreadable(self) -> list[Foreign]:
+        """Entries where history should be that cannot be read (a symlink, directory or FIFO in a partition's
+        or date folder's place): the hours behind them are missing from every answer."""
+        return [f for f in self.foreign if f.unreadable]
+
 
 def verify(reader: ArchiveReader, start: datetime | None = None, end: datetime | None = None) -> VerifyReport:
     """Decode and check every partition overlapping ``[start, end)`` (all of them by default)."""

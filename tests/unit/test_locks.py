@@ -16,6 +16,7 @@ from plsnap.locks import (
     statement_object,
     user_lock_name,
 )
+from plsnap.render import lock_tree_lines
 from tests.synth import at, gap, idle, session, snap
 
 ALTER = "ALTER TABLE t ADD COLUMN c INT"
@@ -166,3 +167,38 @@ def test_invalid_edges_are_ignored() -> None:
     assert Edge.from_record({"waiter": 1, "blocker": 2, "kind": "row", "how": "derived", "wait_s": -1}) == Edge(
         1, 2, "row", how="derived"
     )
+
+
+def test_waiter_behind_a_deadlock_is_never_a_root() -> None:
+    """A session waiting on a cycle (whose ids are higher than its own) traces to the cycle's root: it is not a
+    root blocker itself, and it makes no episode of its own."""
+    edges = [Edge(1000, 1001, "row"), Edge(1001, 1000, "row"), Edge(5, 1000, "row")]
+    assert roots_of(edges) == [1000]
+    (tree,) = blocking_trees(edges)
+    assert sorted(node.session for _, node in tree.walk()) == [5, 1000, 1001]
+    assert [(e.root.session, e.peak_waiters) for e in episodes([edge_snap(0, edges)])] == [(1000, 2)]
+
+
+def test_cycle_that_waits_on_a_real_root_is_under_it() -> None:
+    """A cycle that itself waits on a session outside it is not a root: that session is."""
+    edges = [Edge(2, 3, "row"), Edge(3, 2, "row"), Edge(3, 1, "row")]
+    assert roots_of(edges) == [1]
+
+
+def test_chain_thousands_deep_renders_and_folds() -> None:
+    """A chain of 5,000 waiters (a hostile archive) is one tree, walked, rendered and folded into one episode
+    without running out of stack; deep levels are not indented without bound."""
+    edges = [Edge(n + 1, n, "row", "d.t") for n in range(1, 5001)]
+    (tree,) = blocking_trees(edges)
+    assert [node.session for _, node in tree.walk()] == list(range(1, 5002))
+    lines = lock_tree_lines(edges, None)
+    assert len(lines) == 5002 and max(map(len, lines)) < 200
+    (episode,) = episodes([edge_snap(0, edges)])
+    assert episode.peak_waiters == 5000
+
+
+def test_many_root_blockers_each_make_an_episode() -> None:
+    """2,000 independent pairs in consecutive samples are 2,000 episodes, each continued, not restarted."""
+    edges = [Edge(2 * n + 1, 2 * n, "row") for n in range(1, 2001)]
+    found = episodes([edge_snap(t, edges, *(holder(2 * n, -50, t) for n in range(1, 2001))) for t in (0, 10)])
+    assert len(found) == 2000 and {e.samples for e in found} == {2}

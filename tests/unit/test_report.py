@@ -466,3 +466,23 @@ def test_read_commands_never_show_a_password_the_archive_holds_in_clear(
             assert secret not in out + err, (command, secret)
     code, out, _ = run(capsys, "at", moment, "--data-dir", str(data), "--format", "json")
     assert "PASSWORD '<secret>'" in out, "the statement is still shown, with its secret masked"
+
+
+def test_control_characters_never_reach_a_terminal_raw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A statement text or a file name with terminal escape sequences (any database user can send one) is shown
+    with its control characters escaped, in tables, CSV, Markdown and warnings; JSON stays valid and keeps the
+    text exactly."""
+    text = "SELECT 1 /* \x1b[2J\x1b[1;1H\x9b31m hidden \x07\r\x00 */"
+    lines = [snap(t, running(11, text, started=0, now=t)) for t in range(0, 600, 10)]
+    data = tmp_path / "data"
+    incident.write(data, lines)
+    (next((data / "db1").glob("20*")) / "03.jsonl.zst.\x1b[31mred").write_bytes(b"junk")
+    moment = (T0 + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raw = {chr(c) for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+    for command in (["at", moment], ["window", *WINDOW], ["report", *WINDOW, "--format", "md", "-o", "-"]):
+        for form in (["--format", "table"], ["--format", "csv"], []) if command[0] != "report" else ([],):
+            code, out, err = run(capsys, *command, *form, "--data-dir", str(data))
+            assert code == 0, (command, err)
+            assert not raw & set(out + err), (command, form)
+    code, out, _ = run(capsys, "at", moment, "--data-dir", str(data), "--format", "json")
+    assert [s["info"] for s in json.loads(out)["sessions"]] == [text]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -140,3 +141,15 @@ def test_window_says_when_it_holds_bursts() -> None:
     assert len(summary.bursts) == 1
     assert any("triggered burst" in w for w in summary.warnings)
     assert summary.gap_samples == 0
+
+
+def test_absurd_counter_values_never_give_infinite_rates() -> None:
+    """Values no server counter can hold (above 2^64, as a hostile or damaged archive may carry) are dropped:
+    rates and means stay finite, even between samples a millisecond apart."""
+    tracker = CounterTracker()
+    for seconds, questions in ((0, 0), (10, 1.7e308), (10.001, 0), (20, 2**64 + 1), (30, 100), (30.001, 1e308)):
+        tracker.feed(with_status(snap(seconds), Questions=questions, Threads_running=questions))
+    summary = tracker.summary
+    found = summary.rates["Questions"]
+    assert all(math.isfinite(v) for v in (found.low, found.high, found.mean or 0.0))
+    assert summary.gauges["Threads_running"].high == 100

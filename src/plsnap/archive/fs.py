@@ -171,12 +171,16 @@ class SafeDir:
         """Open a regular file by name with ``O_NOFOLLOW``; ArchiveError unless it is a regular file (of ours)."""
         _check_name(name)
         try:
-            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
+            # O_NONBLOCK: opening a FIFO (or a device) planted where a file should be must not hang; it is
+            # refused below, and cleared again for the regular file that is kept.
+            fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=self.fd)
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise archive_error(f"cannot open {self.child_path(name)}", exc) from None
         info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            os.set_blocking(fd, True)
         problem = None
         if not stat.S_ISREG(info.st_mode):
             problem = "not a regular file"

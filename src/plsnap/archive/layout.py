@@ -86,6 +86,9 @@ class Foreign:
 
     path: Path
     reason: str
+    #: True when it holds (or stands where there should be) history that cannot be read: a date folder or
+    #: partition file that is a symlink, a directory, a FIFO, a device, or a date folder that cannot be opened.
+    unreadable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +181,14 @@ def list_partitions(instance: SafeDir | Path) -> Listing:
             continue
         if entry.kind != "dir":
             reason = "a symlink (never followed)" if entry.kind == "symlink" else "not a directory"
-            foreign.append(Foreign(path, reason))
+            foreign.append(Foreign(path, reason, unreadable=True))
             continue
         try:
             folder = instance.subdir(entry.name)
-        except (ArchiveError, FileNotFoundError) as exc:
-            foreign.append(Foreign(path, str(exc)))
+        except FileNotFoundError:
+            continue
+        except ArchiveError as exc:
+            foreign.append(Foreign(path, str(exc), unreadable=True))
             continue
         with folder:
             _list_date_dir(folder, entry.name, partitions, foreign)
@@ -213,7 +218,7 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
             continue
         if child.kind != "file":
             kind = {"symlink": "a symlink (never followed)", "dir": "a directory"}.get(child.kind, "not a file")
-            foreign.append(Foreign(path, f"is {kind} where a partition file should be"))
+            foreign.append(Foreign(path, f"is {kind} where a partition file should be", unreadable=True))
             continue
         slot = hours.setdefault(hour, _Hour())
         slot.size += child.size
