@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plsnap.model import Snapshot
+from plsnap.model import Snapshot, counter_ok
 
 #: Values that are a level, not a running total.
 GAUGES = frozenset(
@@ -31,9 +31,6 @@ GAUGES = frozenset(
         "Uptime",
     }
 )
-#: The largest value a server counter can hold (an unsigned 64-bit integer): anything above it, NaN and
-#: infinities are not counters, and would make rates and sums overflow to infinity.
-MAX_VALUE = float(2**64)
 #: Names of counters kept in ``INNODB_METRICS`` on MySQL 8 (not in SHOW GLOBAL STATUS), as plsnap stores them.
 INNODB_METRICS = {"trx_rseg_history_len": "Innodb_history_list_length", "lock_deadlocks": "Innodb_deadlocks"}
 
@@ -50,7 +47,7 @@ def status_of(snapshot: Snapshot) -> dict[str, float]:
         return {}
     values = {}
     for name, value in raw.items():
-        if isinstance(name, str) and type(value) in (int, float) and 0 <= value <= MAX_VALUE:
+        if counter_ok(name, value):
             values[name] = float(value)
     return values
 

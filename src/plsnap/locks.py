@@ -24,13 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plsnap.model import MAX_SESSION_ID, Session, Snapshot, finite
+from plsnap.model import Session, Snapshot, finite, lock_edge_ok
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
-KINDS = ("row", "metadata", "table", "user")
-HOWS = ("lock_table", "derived", "inferred")
 MAX_INFERRED = 10
 #: Transaction ages are whole seconds (TIMESTAMPDIFF truncates), waits may be milliseconds: the slack that
 #: lets a transaction opened just before a wait still count as older.
@@ -122,24 +120,16 @@ class Edge:
     @classmethod
     def from_record(cls, record: Any) -> Edge | None:
         """An edge from the archive, or None when the record is not a valid edge."""
-        if not isinstance(record, dict):
-            return None
-        waiter, blocker = record.get("waiter"), record.get("blocker")
-        kind, how = record.get("kind"), record.get("how")
-        if type(waiter) is not int or type(blocker) is not int or waiter == blocker:
-            return None
-        if not (0 <= waiter <= MAX_SESSION_ID and 0 <= blocker <= MAX_SESSION_ID):
-            return None
-        if kind not in KINDS or how not in HOWS:
+        if not lock_edge_ok(record):
             return None
         return cls(
-            waiter,
-            blocker,
-            kind,
+            record["waiter"],
+            record["blocker"],
+            record["kind"],
             _short(record.get("object")),
             _short(record.get("mode")),
             _short(record.get("blocker_mode")),
-            how,
+            record["how"],
             finite(record.get("wait_s"), 0.0, 10 * 365 * 86400.0),
         )
 

@@ -24,6 +24,12 @@ SNAPSHOT_KEYS = ("ts", "v", "instance", "source", "server", "duration_ms", "erro
 TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 TS_MAX = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_SESSION_ID = 2**64 - 1
+#: The kinds of lock wait and how an edge is known (docs/archive-format.md, "Lock-wait edges").
+LOCK_KINDS = ("row", "metadata", "table", "user")
+LOCK_HOWS = ("lock_table", "derived", "inferred")
+#: The largest value a server counter can hold (an unsigned 64-bit integer): anything above it, NaN and
+#: infinities are not counters, and would make rates and sums overflow to infinity.
+MAX_COUNTER = float(2**64)
 #: Longest plausible statement or connection age, in seconds (100 years).
 MAX_ELAPSED = 100 * 365 * 86400.0
 MAX_INTERVAL = 7 * 86400.0
@@ -54,13 +60,15 @@ def is_active(command: Any, info: Any) -> bool:
 
 @dataclass(slots=True)
 class Issues:
-    """Counts of what validation dropped: single fields, whole sessions."""
+    """Counts of what validation dropped: single fields, whole sessions, lock-wait edges, counter values."""
 
     fields: int = 0
     sessions: int = 0
+    edges: int = 0
+    counters: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.fields or self.sessions)
+        return bool(self.fields or self.sessions or self.edges or self.counters)
 
     def describe(self) -> str:
         """One line such as ``dropped 2 invalid field value(s) and 1 invalid session(s)``."""
@@ -69,12 +77,46 @@ class Issues:
             parts.append(f"{self.fields} invalid field value(s)")
         if self.sessions:
             parts.append(f"{self.sessions} invalid session(s)")
-        return "dropped " + " and ".join(parts)
+        if self.edges:
+            parts.append(f"{self.edges} invalid lock-wait edge(s)")
+        if self.counters:
+            parts.append(f"{self.counters} invalid counter value(s)")
+        return "dropped " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+
+
+def lock_edge_ok(record: Any) -> bool:
+    """Whether an entry of a line's ``locks`` is a valid lock-wait edge (:class:`plsnap.locks.Edge`)."""
+    if not isinstance(record, dict):
+        return False
+    waiter, blocker = record.get("waiter"), record.get("blocker")
+    if type(waiter) is not int or type(blocker) is not int or waiter == blocker:
+        return False
+    if not (0 <= waiter <= MAX_SESSION_ID and 0 <= blocker <= MAX_SESSION_ID):
+        return False
+    return record.get("kind") in LOCK_KINDS and record.get("how") in LOCK_HOWS
+
+
+def counter_ok(name: Any, value: Any) -> bool:
+    """Whether an entry of a line's ``status`` is a counter value a server can hold."""
+    return isinstance(name, str) and type(value) in (int, float) and 0 <= value <= MAX_COUNTER
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _BASE_KEYS = frozenset((*SESSION_KEYS, "time_ms"))
 _NO_ISSUES = Issues()
+
+
+def _count_extras(record: dict[str, Any], issues: Issues) -> None:
+    """Count the lock-wait edges and counter values of a line that readers will drop."""
+    locks = record.get("locks")
+    if locks is not None:
+        issues.edges += sum(1 for edge in locks if not lock_edge_ok(edge)) if isinstance(locks, list) else 1
+    status = record.get("status")
+    if status is not None:
+        if isinstance(status, dict):
+            issues.counters += sum(1 for name, value in status.items() if not counter_ok(name, value))
+        else:
+            issues.counters += 1
 
 
 class Session(NamedTuple):
@@ -310,6 +352,7 @@ class Snapshot:
                 for key, checked in (("duration_ms", duration), ("interval_s", interval))
                 if record.get(key) is not None and checked is None
             )
+            _count_extras(record, issues)
         return cls(
             ts=moment,
             instance=_opt_str(record.get("instance")) or "",

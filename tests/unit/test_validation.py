@@ -130,3 +130,25 @@ def test_dst_reading_is_said(hostile: Path, capsys: pytest.CaptureFixture[str]) 
     _, _, err = run(capsys, "at", "2026-10-25 02:30", "--tz", "Europe/Berlin", "--data-dir", str(hostile))
     assert "happens twice in Europe/Berlin" in err
     assert "+01:00" in err
+
+
+def test_invalid_lock_edges_and_counters_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Lock-wait edges and counter values that readers drop (a self-wait, ids that are not ids, an unknown kind,
+    a counter beyond 64 bits, NaN as text) are counted in the one warning, never dropped in silence; the valid
+    edge still answers."""
+    instance = tmp_path / "data" / "db1"
+    edge = {"waiter": 2, "blocker": 1, "kind": "row", "how": "lock_table", "object": "db.t", "wait_s": 3.0}
+    bad_edges = [{**edge, "blocker": 2}, {**edge, "waiter": "2"}, {**edge, "kind": "mutex"}, "edge", 7]
+    status = {"Questions": 10, "Threads_running": 2.0**70, "Com_select": "NaN", "Uptime": 100}
+    lines = [
+        raw_line(0, [good(1), good(2)], locks=[edge, *bad_edges], status=status),
+        raw_line(10, [good(1), good(2)], locks="not a list", status=[1, 2]),
+    ]
+    with ArchiveWriter(instance, fsync=False) as writer:
+        for seconds, line in zip((0, 10), lines, strict=True):
+            writer.append(line, at(seconds))
+    code, out, err = run(capsys, "locks", at(0).isoformat(), at(60).isoformat(), "--data-dir", str(tmp_path / "data"),
+                         "--format", "json")  # fmt: skip
+    assert code == 0, err
+    assert "dropped 6 invalid lock-wait edge(s) and 3 invalid counter value(s)" in err, err
+    assert [e["root"]["id"] for e in json.loads(out)["episodes"]] == [1]
