@@ -557,13 +557,21 @@ def _write_atomically(path: Path, data: bytes) -> None:
         folder.atomic_write(path.name, data, mode=0o644)
 
 
+def _optional_range(args: argparse.Namespace, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """``[FROM [TO]]`` of snapshots, verify and reindex; a TO not after FROM is a usage error, as for window."""
+    start = _time(args, args.start, now) if args.start else None
+    end = _time(args, args.end, now) if args.end else None
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"TO must be after FROM (got {args.start!r} .. {args.end!r})")
+    return start, end
+
+
 def cmd_snapshots(args: argparse.Namespace) -> int:
     """``plsnap snapshots [FROM [TO]]``."""
     from plsnap import query, render
 
     now = datetime.now(UTC)
-    start = _time(args, args.start, now) if args.start else None
-    end = _time(args, args.end, now) if args.end else None
+    start, end = _optional_range(args, now)
     with _reader(args) as reader:
         try:
             found = query.snapshots(reader, start, end)
@@ -587,8 +595,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from plsnap.verify import verify
 
     now = datetime.now(UTC)
-    start = _time(args, args.start, now) if args.start else None
-    end = _time(args, args.end, now) if args.end else None
+    start, end = _optional_range(args, now)
     with _reader(args) as reader:
         report = verify(reader, start, end)
         instance_dir = reader.instance_dir
@@ -638,8 +645,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from plsnap.rollup import reindex
 
     now = datetime.now(UTC)
-    start = _time(args, args.start, now) if args.start else None
-    end = _time(args, args.end, now) if args.end else None
+    start, end = _optional_range(args, now)
     with _reader(args) as reader:
         instance_dir = reader.instance_dir
     done = reindex(instance_dir, start, end, cache=Path(args.cache).expanduser() if args.cache else None,
