@@ -924,22 +924,15 @@ def merge_episodes(left: EpisodePart, right: EpisodePart, *, interval: float | N
         if id(episode) not in joined:
             episode.next_sample = right.first_ts
             ended.append(episode)
-
-    def mapped(episode: Episode) -> Episode:
-        return continued.get(id(episode), episode)
-
-    pending = None
-    if theirs.pending is not None:
-        ts, weight, weights = theirs.pending
-        pending = (ts, weight, [(mapped(e), n) for e, n in weights])
+    theirs = _remap(theirs, continued)
     return EpisodePart(
         first_ts=left.first_ts,
         last_ts=right.last_ts,
         last_interval=right.last_interval,
         heads=mine.heads,
-        open=[mapped(e) for e in theirs.open],
-        done=[*mine.done, *ended, *(mapped(e) for e in theirs.done)],
-        pending=pending,
+        open=theirs.open,
+        done=[*mine.done, *ended, *theirs.done],
+        pending=theirs.pending,
         leading_gap=left.leading_gap,
         trailing_gap=right.trailing_gap,
     )

@@ -70,6 +70,27 @@ def answers(root: Path, start: datetime, end: datetime, *, by: str = "fingerprin
     return problems, stale
 
 
+def _copy(root: Path, copy: Path, *, rollups: bool = True) -> Path:
+    """A copy of the archive ``root`` (new files, so new mtimes), with or without its rollups."""
+    copy.mkdir(parents=True)
+    for part in list_partitions(root).partitions:
+        (copy / part.date_name).mkdir(exist_ok=True)
+        for name in part.all_names if rollups else part.names:
+            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    return copy
+
+
+def _flip(path: Path, where: float, *, mtime_ns_after: int | None = None) -> None:
+    """Flip one bit ``where`` (a fraction of the size) into ``path``; ``mtime_ns_after``: then set its mtime to
+    the old one plus this many ns (0 keeps it: bit rot that changes neither size nor mtime)."""
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0x08
+    path.write_bytes(bytes(data))
+    if mtime_ns_after is not None:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + mtime_ns_after))
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Snapshot]]:
     root = tmp_path_factory.mktemp("rollups") / "inst"
@@ -163,12 +184,7 @@ def test_lines_added_after_the_rollup_make_it_stale(tmp_path: Path) -> None:
 
 def test_a_rewritten_partition_makes_its_rollup_stale(archive, tmp_path: Path) -> None:
     root, lines = archive
-    copy = tmp_path / "inst"
-    copy.mkdir()
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.all_names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "inst")
     victim = list_partitions(copy).partitions[1].path
     data = bytearray(victim.read_bytes())
     data[-10] ^= 0x40
@@ -179,12 +195,7 @@ def test_a_rewritten_partition_makes_its_rollup_stale(archive, tmp_path: Path) -
 
 def test_a_damaged_file_set_aside_makes_the_rollup_stale(archive, tmp_path: Path) -> None:
     root, lines = archive
-    copy = tmp_path / "inst"
-    copy.mkdir()
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.all_names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "inst")
     second = list_partitions(copy).partitions[1]
     (second.path.parent / (second.path.name + ".damaged")).write_bytes(b"\x28\xb5\x2f\xfd junk")
     problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
@@ -196,12 +207,7 @@ def test_a_flipped_byte_in_a_rollup_never_changes_an_answer(archive, tmp_path: P
     """Rollups are read lazily, before zstd's checksum at the frame's end: each line's CRC in the header
     still catches damage, and the answer comes from the raw rows, with a warning."""
     root, lines = archive
-    copy = tmp_path / "inst"
-    copy.mkdir()
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.all_names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "inst")
     part = list_partitions(copy).partitions[1]
     path = part.path.parent / part.rollup
     data = bytearray(path.read_bytes())
@@ -224,12 +230,7 @@ def test_a_foreign_or_corrupt_rollup_is_ignored_with_one_warning(archive, tmp_pa
     import zstandard
 
     root, lines = archive
-    copy = tmp_path / "inst"
-    copy.mkdir()
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.all_names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "inst")
     part = list_partitions(copy).partitions[0]
     bad = content if content is not None else zstandard.compress(b'{"kind":"something-else"}\n')
     (part.path.parent / part.rollup).write_bytes(bad)
@@ -239,12 +240,7 @@ def test_a_foreign_or_corrupt_rollup_is_ignored_with_one_warning(archive, tmp_pa
 
 def test_a_symlinked_rollup_is_never_followed(archive, tmp_path: Path) -> None:
     root, lines = archive
-    copy = tmp_path / "inst"
-    copy.mkdir()
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "inst", rollups=False)
     part = list_partitions(root).partitions[0]
     outside = tmp_path / "elsewhere.rollup"
     outside.write_bytes((part.path.parent / part.rollup).read_bytes())
@@ -255,12 +251,7 @@ def test_a_symlinked_rollup_is_never_followed(archive, tmp_path: Path) -> None:
 
 def test_reindex_into_a_cache_leaves_the_archive_alone(archive, tmp_path: Path) -> None:
     root, lines = archive
-    copy = tmp_path / "copy" / "inst"
-    copy.mkdir(parents=True)
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "copy" / "inst", rollups=False)
     before = sorted(p.name for p in copy.rglob("*"))
     cache = tmp_path / "cache"
     done = reindex(copy, cache=cache, now=lines[-1].ts + timedelta(hours=2))
@@ -273,12 +264,7 @@ def test_reindex_into_a_cache_leaves_the_archive_alone(archive, tmp_path: Path) 
 
 def test_retention_removes_a_partition_with_its_rollup(archive, tmp_path: Path) -> None:
     root, lines = archive
-    copy = tmp_path / "inst"
-    copy.mkdir()
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.all_names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
+    copy = _copy(root, tmp_path / "inst")
     oldest = list_partitions(copy).partitions[0]
     policy = RetentionConfig(max_age=3600.0)
     from plsnap.archive.fs import SafeDir
@@ -290,15 +276,6 @@ def test_retention_removes_a_partition_with_its_rollup(archive, tmp_path: Path) 
     assert not oldest.path.exists()
 
 
-def _copy(root: Path, copy: Path) -> Path:
-    copy.mkdir(parents=True)
-    for part in list_partitions(root).partitions:
-        (copy / part.date_name).mkdir(exist_ok=True)
-        for name in part.all_names:
-            (copy / part.date_name / name).write_bytes((part.path.parent / name).read_bytes())
-    return copy
-
-
 @pytest.mark.parametrize("where", [0.02, 0.3, 0.6], ids=["near-the-start", "a-third-in", "in-the-middle"])
 def test_damage_anywhere_in_a_partition_makes_its_rollup_stale(archive, tmp_path: Path, where: float) -> None:
     """A flipped byte far from the end of a closed partition (bit rot, a bad copy) loses lines for raw readers:
@@ -306,10 +283,8 @@ def test_damage_anywhere_in_a_partition_makes_its_rollup_stale(archive, tmp_path
     root, lines = archive
     copy = _copy(root, tmp_path / "inst")
     victim = list_partitions(copy).partitions[1].path
-    data = bytearray(victim.read_bytes())
-    assert len(data) > 3 * 4096
-    data[int(len(data) * where)] ^= 0x08
-    victim.write_bytes(bytes(data))
+    assert victim.stat().st_size > 3 * 4096
+    _flip(victim, where)
     problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
     assert stale == ["the partition changed since the rollup was built"]
     assert any(str(victim) in p for p in problems), "the damage is reported"
@@ -326,11 +301,7 @@ def test_damage_that_keeps_size_and_mtime_is_found_by_verify(archive, tmp_path: 
     done = reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
     assert {d.action for d in done} == {"built"}
     victim = list_partitions(copy).partitions[1].path
-    before = victim.stat()
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 3] ^= 0x08
-    victim.write_bytes(bytes(data))
-    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _flip(victim, 1 / 3, mtime_ns_after=0)
     with ArchiveReader(copy) as reader:
         rollups = Rollups(reader)
         query.window(reader, lines[0].ts, lines[-1].ts, rollups=rollups)
@@ -348,11 +319,7 @@ def test_a_write_changes_what_the_fast_check_sees(archive, tmp_path: Path) -> No
     copy = _copy(root, tmp_path / "inst")
     reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
     victim = list_partitions(copy).partitions[1].path
-    before = victim.stat()
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x08
-    victim.write_bytes(bytes(data))
-    os.utime(victim, ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+    _flip(victim, 1 / 2, mtime_ns_after=1)
     _, stale = answers(copy, lines[0].ts, lines[-1].ts)
     assert stale == ["the partition changed since the rollup was built"]
 
@@ -439,23 +406,13 @@ def test_the_keeper_reads_records_as_readers_read_their_lines() -> None:
         assert parse_line(encode_line(record)) == record
 
 
-def _flip_keeping_size_and_mtime(path: Path, where: float) -> None:
-    before = path.stat()
-    data = bytearray(path.read_bytes())
-    data[int(len(data) * where)] ^= 0x08
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-
-
 def test_damage_recorded_by_a_rollup_is_reported_whenever_it_answers(archive, tmp_path: Path) -> None:
     """A rollup rebuilt after damage answers for the hour; the damage its raw read saw is repeated as a warning,
     so the window through rollups says what --no-rollups says."""
     root, lines = archive
     copy = _copy(root, tmp_path / "inst")
     victim = list_partitions(copy).partitions[1]
-    data = bytearray(victim.path.read_bytes())
-    data[len(data) // 3] ^= 0x08
-    victim.path.write_bytes(bytes(data))
+    _flip(victim.path, 1 / 3)
     reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
     with ArchiveReader(copy) as reader:
         rollups = Rollups(reader)
@@ -472,11 +429,9 @@ def test_verify_removes_a_rollup_that_recorded_earlier_damage(archive, tmp_path:
     root, lines = archive
     copy = _copy(root, tmp_path / "inst")
     victim = list_partitions(copy).partitions[1]
-    data = bytearray(victim.path.read_bytes())
-    data[len(data) // 4] ^= 0x08
-    victim.path.write_bytes(bytes(data))
+    _flip(victim.path, 1 / 4)
     reindex(copy, now=lines[-1].ts + timedelta(hours=2), force=True)
-    _flip_keeping_size_and_mtime(victim.path, 0.7)
+    _flip(victim.path, 0.7, mtime_ns_after=0)
     assert main(["verify", "--data-dir", str(copy)]) == 1
     assert not (victim.path.parent / victim.rollup_name).exists()
     _, stale = answers(copy, lines[0].ts, lines[-1].ts)
@@ -493,7 +448,7 @@ def test_a_cache_rollup_is_always_checked_by_its_digest(archive, tmp_path: Path)
             (part.path.parent / part.rollup).unlink()
     cache = tmp_path / "cache"
     reindex(copy, cache=cache, now=lines[-1].ts + timedelta(hours=2))
-    _flip_keeping_size_and_mtime(list_partitions(copy).partitions[1].path, 0.5)
+    _flip(list_partitions(copy).partitions[1].path, 0.5, mtime_ns_after=0)
     _, stale = answers(copy, lines[0].ts, lines[-1].ts, cache=cache)
     assert "the partition changed since the rollup was built" in stale
 
