@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     locks.add_argument("start", metavar="FROM", help="start of the window (inclusive); " + TIME_HELP)
     locks.add_argument("end", metavar="TO", help="end of the window (exclusive); same forms as FROM")
-    report = add("report", "one self-contained incident report of FROM..TO: HTML page or Markdown")
+    report = add("report", "one self-contained incident report of FROM..TO: HTML page or Markdown", rollups)
     _report_arguments(report)
     snapshots = add("snapshots", "list samples and gaps with their metadata", output)
     snapshots.add_argument("start", metavar="FROM", nargs="?", help="default: an hour before the newest sample")
@@ -488,6 +488,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 redact=args.redact == "literals",
                 command=report.CommandLine(reader.instance, config=args.config, data_dir=args.data_dir),
                 now=now,
+                rollups=_rollups(args, reader),
             )
         finally:
             _warn(reader)

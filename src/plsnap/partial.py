@@ -22,23 +22,40 @@ from plsnap.counters import CounterPart, CounterTracker, merge_counters
 from plsnap.locks import EpisodePart, EpisodeTracker, merge_episodes
 from plsnap.model import Session, Snapshot, is_active
 from plsnap.replay import Execution, StitchBuilder, StitchPart, merge_stitch
+from plsnap.textref import TextRef
 
 #: Bumped whenever :func:`plsnap.fingerprint.fingerprint` may return something else for a statement: rollups
 #: grouped with another version are stale.
 FINGERPRINT_VERSION = 2
+#: The bucket (seconds) of the DB load that rollups keep in each part.
+LOAD_BUCKET = 60
 
 
 def _fingerprint(session: Session) -> str:
     """The session's statement fingerprint (:mod:`plsnap.fingerprint` is loaded on the first call)."""
+    return _fingerprint_text(session.info or "")
+
+
+def _fingerprint_text(text: str) -> str:
     global _fingerprint_of  # noqa: PLW0603 - bound once, on first use, to keep start-up light
     if _fingerprint_of is None:
         from plsnap.fingerprint import fingerprint
 
         _fingerprint_of = fingerprint
-    return _fingerprint_of(session.info or "")
+    return _fingerprint_of(text)
 
 
 _fingerprint_of: Callable[[str], str] | None = None
+
+
+def execution_group(execution: Execution) -> str:
+    """The fingerprint of an execution's statement (computed once; a rollup's executions carry theirs)."""
+    group = execution.group
+    if group is None:
+        if isinstance(execution.info, TextRef):
+            raise ValueError("an execution read from a rollup has no fingerprint")
+        group = execution.group = _fingerprint_text(execution.info or "")
+    return group
 
 
 DIMENSIONS: dict[str, Callable[[Session], str]] = {
@@ -111,7 +128,8 @@ class Partial:
     stitch: StitchPart = field(default_factory=lambda: StitchPart(cap=10))
     episodes: EpisodePart = field(default_factory=EpisodePart)
     counters: CounterPart = field(default_factory=lambda: CounterPart(CounterTracker().summary))
-    #: The report's DB load over time (:class:`plsnap.summary.LoadTracker`), kept only by one pass over raw rows.
+    #: The report's DB load over time (:class:`plsnap.summary.LoadTracker`), when the part was built with one:
+    #: rollups keep it per minute; a join keeps it only if every part with samples has it.
     load: Any = None
 
     def extend(self, later: Partial) -> None:
@@ -134,7 +152,12 @@ class Partial:
         self.total_ms += later.total_ms
         if later.pending is not None:
             self.pending = later.pending
-        self.stitch = merge_stitch(self.stitch, later.stitch)
+        if self.load is not None:
+            if later.load is not None:
+                self.load.merge(later.load)
+            elif later.lines:
+                self.load = None
+        self.stitch = merge_stitch(self.stitch, later.stitch, key=execution_group)
         self.episodes = merge_episodes(self.episodes, later.episodes)
         self.counters = merge_counters(self.counters, later.counters)
 
@@ -147,7 +170,7 @@ class Partial:
         span = max(0, ms_of(next_ts) - ms_of(pending.ts))
         weight = min(pending.interval_ms, span) if pending.interval_ms else span
         if self.load is not None:
-            self.load.weigh(weight / 1000)
+            self.load.weigh(weight)
         for dim, counts in pending.counts.items():
             groups = self.groups.get(dim)
             if groups is None:
@@ -167,15 +190,10 @@ class PartialBuilder:
     def __init__(self, dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60, load: Any = None) -> None:
         self.dims = tuple(dims)
         self.key_of = [(dim, DIMENSIONS[dim]) for dim in self.dims]
+        if load is not None and self.dims[0] != "fingerprint":
+            raise ValueError("the DB load is kept for parts grouped by fingerprint first")
         self.partial = Partial(self.dims, groups={dim: {} for dim in self.dims}, load=load)
-        on_end = None
-        if load is not None:
-            first = DIMENSIONS[self.dims[0]]
-
-            def on_end(execution: Execution) -> None:
-                load.execution(first(execution.last), execution.min_duration)
-
-        self.stitch = StitchBuilder(cap, on_end=on_end)
+        self.stitch = StitchBuilder(cap, key=None if load is None else execution_group)
         self.episodes = EpisodeTracker()
         self.counters = CounterTracker(cell_seconds)
 
@@ -251,10 +269,14 @@ def build(
     return builder.finish()
 
 
-def join(parts: Iterable[Partial], dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60) -> Partial:
-    """The parts of consecutive spans, in order, as one (none of them is modified)."""
-    joined = Partial(tuple(dims), groups={dim: {} for dim in dims})
-    joined.stitch = StitchPart(cap=cap)
+def join(
+    parts: Iterable[Partial], dims: Iterable[str], *, cap: int = 10, cell_seconds: int = 60, load: Any = None
+) -> Partial:
+    """The parts of consecutive spans, in order, as one (none of them is modified). With ``load`` (an empty
+    :class:`plsnap.summary.LoadTracker` of the parts' bucket size), their DB load is joined too; the result's
+    ``load`` is None when a part with samples had none."""
+    joined = Partial(tuple(dims), groups={dim: {} for dim in dims}, load=load)
+    joined.stitch = StitchPart(cap=cap, tally=None if load is None else {})
     joined.counters = CounterPart(CounterTracker(cell_seconds).summary)
     for part in parts:
         joined.extend(part)

@@ -9,19 +9,23 @@ nothing: any value of the wrong shape raises :class:`CodecError`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plsnap.counters import Cell, CounterPart, CounterSummary, Range, RateRange
 from plsnap.locks import BlockerIdentity, Episode, EpisodePart
 from plsnap.model import Session, Snapshot
-from plsnap.partial import DIMENSIONS, GAP, MARKER, SAMPLE, GroupState, Line, Partial, Pending
+from plsnap.partial import DIMENSIONS, GAP, MARKER, SAMPLE, GroupState, Line, Partial, Pending, execution_group
 from plsnap.replay import Execution, StitchPart
 from plsnap.textref import TextRef, text_key
+
+if TYPE_CHECKING:
+    from plsnap.summary import LoadTracker
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -70,6 +74,7 @@ def _encode(partial: Partial, dims: Iterable[str] | None, cap: int | None) -> di
         "stitch": _stitch(partial.stitch, cap),
         "episodes": _episodes(partial.episodes),
         "counters": _counters(partial.counters),
+        "load": None if partial.load is None else _load(partial.load),
     }
 
 
@@ -108,15 +113,18 @@ def _decode_based(obj: dict[str, Any], dims: Iterable[str] | None) -> Partial:
     total_ms = _int(obj["total_ms"])
     pending = _unpending(obj["pending"], {dim: value["pending"] for dim, value in by_dim.items()})
     _check_totals(lines, groups, total_ms, pending)
+    stitch = _unstitch(obj["stitch"])
+    load = obj.get("load")
     return Partial(
         dims=wanted,
         lines=lines,
         groups=groups,
         total_ms=total_ms,
         pending=pending,
-        stitch=_unstitch(obj["stitch"]),
+        stitch=stitch,
         episodes=_unepisodes(obj["episodes"]),
         counters=_uncounters(obj["counters"]),
+        load=None if load is None else _unload(load, lines, total_ms, pending),
     )
 
 
@@ -334,7 +342,7 @@ def _unpending(value: Any, counts: dict[str, Any]) -> Pending | None:
 
 def _stitch(part: StitchPart, cap: int | None) -> dict[str, Any]:
     if cap is not None and cap < part.cap:
-        part = StitchPart(cap, part.first_ts, part.last_ts, part.heads, part.open, list(part.ended), part.ended_count)
+        part = dataclasses.replace(part, cap=cap, ended=list(part.ended))
         part.trim()
     table: list[Execution] = part.executions()
     where = {id(e): i for i, e in enumerate(table)}
@@ -347,6 +355,7 @@ def _stitch(part: StitchPart, cap: int | None) -> dict[str, Any]:
         "open": [where[id(e)] for e in part.open],
         "ended": [where[id(e)] for e in part.ended],
         "ended_count": part.ended_count,
+        "tally": None if part.tally is None else [[k, n, longest] for k, (n, longest) in part.tally.items()],
     }
 
 
@@ -356,19 +365,19 @@ def _execution(e: Execution) -> list[Any]:
     s = e.last
     last_start = None if e.last_start == e.started_at else [us(e.last_start)]
     return [e.session_id, text_key(e.info), us(e.started_at), us(e.first_seen), us(e.last_seen), e.sightings,
-            us(e.ended_before), last_start, s.user, s.host, s.db, s.command]  # fmt: skip
+            us(e.ended_before), last_start, s.user, s.host, s.db, s.command, execution_group(e)]  # fmt: skip
 
 
 def _unexecution(value: Any) -> Execution:
     """An execution; its text is a reference to its first sighting (the session in the line of ``first_seen``)."""
-    sid, key, started, first, last, sightings, ended, last_start, user, host, db, command = _list(value)
+    sid, key, started, first, last, sightings, ended, last_start, user, host, db, command, group = _list(value)
     first_seen = from_us(first)
     info = None if key is None else TextRef(_str(key), first_seen, _int(sid))
     session = Session(_int(sid), _opt_str(user), _opt_str(host), _opt_str(db), _opt_str(command), None, None, info)
     started_at = _opt_time(started)
     estimate = started_at if last_start is None else _opt_time(_list(last_start)[0])
     return Execution(session.id, info, started_at, first_seen, from_us(last), session, _int(sightings),
-                     _opt_time(ended), estimate)  # fmt: skip
+                     _opt_time(ended), estimate, _str(group))  # fmt: skip
 
 
 def _unstitch(value: Any) -> StitchPart:
@@ -389,7 +398,123 @@ def _unstitch(value: Any) -> StitchPart:
         open=[_index(i, table) for i in _list(obj["open"])],
         ended=[_index(i, table) for i in _list(obj["ended"])],
         ended_count=_int(obj["ended_count"]),
+        tally=_untally(obj["tally"], _int(obj["ended_count"])),
     )
+
+
+def _load(tracker: LoadTracker) -> dict[str, Any]:
+    """A :class:`~plsnap.summary.LoadTracker` (folded; bucket numbers relative to the first one)."""
+    folded = tracker.copy_folded()
+    indexes = [*folded.sampled, *folded.samples, *(folded.pending[:1] if folded.pending else ())]
+    first = min(indexes, default=0)
+
+    def series(buckets: Mapping[int, int]) -> list[list[int]]:
+        return [[index - first, value] for index, value in sorted(buckets.items())]
+
+    pending = folded.pending
+    return {
+        "bucket": folded.bucket_seconds,
+        "first": first,
+        "sampled": series(folded.sampled),
+        "samples": series(folded.samples),
+        "active": {
+            name: [[value, series(buckets)] for value, buckets in values.items()]
+            for name, values in folded.active.items()
+            if values
+        },
+        "users": [[key, value, ms] for (key, value), ms in folded.users.items()],
+        "hosts": [[key, value, ms] for (key, value), ms in folded.group_hosts.items()],
+        "servers": [[value, n] for value, n in folded.servers.items()],
+        "sources": [[value, n] for value, n in folded.sources.items()],
+        "peak": None if folded.peak is None else [us(folded.peak[0]), folded.peak[1]],
+        "pending": None if pending is None else [pending[0] - first, [[*k, n] for k, n in pending[1].items()]],
+    }
+
+
+def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | None) -> LoadTracker:
+    """The tracker :func:`_load` stored, checked against the part it belongs to: every dimension splits the
+    part's active milliseconds, the samples per bucket its samples, the pending counts its pending sample."""
+    from plsnap.summary import LOAD_DIMENSIONS, LoadTracker
+
+    obj = _dict(value)
+    bucket = _int(obj["bucket"])
+    if bucket < 1:
+        raise CodecError("bad load bucket")
+    tracker = LoadTracker(bucket)
+    first = _int(obj["first"])
+
+    def unseries(raw: Any) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for item in _list(raw):
+            index, amount = _list(item)
+            if _int(amount) < 0 or _int(index) in found:
+                raise CodecError("bad load series")
+            found[index + first] = amount
+        return found
+
+    tracker.sampled, tracker.samples = unseries(obj["sampled"]), unseries(obj["samples"])
+    active = _dict(obj["active"])
+    for name, values in active.items():
+        if name not in LOAD_DIMENSIONS:
+            raise CodecError("unknown load dimension")
+        tracker.active[name] = {_str(v): unseries(b) for v, b in (_list(item) for item in _list(values))}
+    for into, raw in ((tracker.users, obj["users"]), (tracker.group_hosts, obj["hosts"])):
+        for item in _list(raw):
+            key, other, ms = _list(item)
+            if _int(ms) < 0:
+                raise CodecError("negative load")
+            into[_str(key), _str(other)] = ms
+    for into_counts, raw in ((tracker.servers, obj["servers"]), (tracker.sources, obj["sources"])):
+        for item in _list(raw):
+            name, count = _list(item)
+            into_counts[_str(name)] = _int(count)
+    peak = obj["peak"]
+    if peak is not None:
+        ts, running = _list(peak)
+        tracker.peak = (from_us(ts), _int(running))
+    raw_pending = obj["pending"]
+    if raw_pending is not None:
+        index, items = _list(raw_pending)
+        counts: dict[tuple[str, ...], int] = {}
+        for item in _list(items):
+            *values, count = _list(item)
+            if len(values) != len(LOAD_DIMENSIONS) or _int(count) < 1:
+                raise CodecError("bad pending load")
+            counts[tuple(_str(v) for v in values)] = count
+        tracker.pending = (_int(index) + first, counts)
+    _check_load(tracker, lines, total_ms, pending)
+    return tracker
+
+
+def _check_load(tracker: LoadTracker, lines: list[Line], total_ms: int, pending: Pending | None) -> None:
+    samples = [line for line in lines if line.kind == SAMPLE]
+    if sum(tracker.samples.values()) != len(samples) or sum(tracker.servers.values()) != len(samples):
+        raise CodecError("the load's samples do not match the part's")
+    for name, values in tracker.active.items():
+        if sum(sum(b.values()) for b in values.values()) != total_ms:
+            raise CodecError(f"the load by {name} does not add up to the part's active time")
+    if sum(tracker.users.values()) != total_ms or sum(tracker.group_hosts.values()) != total_ms:
+        raise CodecError("the load per statement does not add up to the part's active time")
+    waiting = sum(tracker.pending[1].values()) if tracker.pending is not None else 0
+    if waiting != (pending.running if pending is not None else 0):
+        raise CodecError("the load's pending sample does not match the part's")
+    peak = max((line.running for line in samples), default=None)
+    if (tracker.peak[1] if tracker.peak is not None else None) != peak:
+        raise CodecError("the load's peak does not match the part's samples")
+
+
+def _untally(value: Any, ended_count: int) -> dict[str, tuple[int, float]] | None:
+    if value is None:
+        return None
+    tally: dict[str, tuple[int, float]] = {}
+    for item in _list(value):
+        key, count, longest = _list(item)
+        if _int(count) < 1 or _num(longest) < 0:
+            raise CodecError("bad executions' tally")
+        tally[_str(key)] = (count, float(longest))
+    if sum(count for count, _ in tally.values()) != ended_count:
+        raise CodecError("the executions' tally does not add up to the ended count")
+    return tally
 
 
 # --- lock-wait episodes -------------------------------------------------------------------------------------

@@ -120,20 +120,25 @@ def window(
     ``rollups``, whole hours and 5-minute slices are read from them (the answer is the same).
 
     ``load_buckets`` > 0 also keeps the DB load over time in at most that many buckets (``summary.load``, for
-    ``plsnap report``), in the same pass; rollups do not hold it, so the raw rows are read."""
-    from plsnap.summary import finish
+    ``plsnap report``; only ``by="fingerprint"``), in the same pass. Rollups keep it per minute, so they serve
+    it when those buckets are whole minutes (windows of six hours or more at the report's 360 buckets)."""
+    from plsnap.partial import LOAD_BUCKET
+    from plsnap.summary import LoadTracker, finish
 
-    if load_buckets:
+    fine = LoadTracker.for_window(start, end, load_buckets).bucket_seconds if load_buckets else 0
+    if load_buckets and fine % LOAD_BUCKET:
         rollups = None
     partial = window_part(reader, start, end, by=by, top=top, rollups=rollups, load_buckets=load_buckets)
     bounds = archive_bounds(reader, rollups)
-    summary = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds)
+    summary = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds, load_bucket=fine)
     if rollups is not None:
         resolved = resolve_texts(summary, lambda refs: fetch_texts(reader, refs))
         if resolved is None:
             reader.report(f"{reader.instance_dir}: a statement a rollup points to was not found; read the raw rows")
-            partial = window_part(reader, start, end, by=by, top=top)
-            resolved = finish(partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds)
+            partial = window_part(reader, start, end, by=by, top=top, load_buckets=load_buckets)
+            resolved = finish(
+                partial, start, end, by=by, top=top, instance=reader.instance, bounds=bounds, load_bucket=fine
+            )
         summary = resolved
     if summary.samples == 0 and not summary.gaps:
         if bounds is None:
@@ -170,27 +175,33 @@ def window_part(
 ) -> Partial:
     """The part of ``[start, end)``: from rollups where a valid one covers a whole slice or hour (windows of an
     hour or more), from raw rows elsewhere; the same, key for key, as one pass over the raw rows. With
-    ``load_buckets``, one pass over the raw rows that also keeps the DB load over time."""
-    from plsnap.partial import build, join
+    ``load_buckets``, the part also keeps the DB load over time (:class:`~plsnap.summary.LoadTracker`, in the
+    window's buckets from raw rows, per minute from rollups)."""
+    from plsnap.partial import LOAD_BUCKET, build, join
     from plsnap.rollup import RollupError
     from plsnap.summary import LoadTracker, cell_seconds_for
 
     cell = cell_seconds_for(start, end)
+    fine = LoadTracker.for_window(start, end, load_buckets).bucket_seconds if load_buckets else 0
+    use_rollups = rollups is not None and cell == 60 and fine % LOAD_BUCKET == 0
+    bucket = LOAD_BUCKET if use_rollups else fine
 
-    def raw(low: datetime, high: datetime) -> Partial:
-        load = LoadTracker(start, end, by, load_buckets) if load_buckets else None
+    def raw(low: datetime, high: datetime, in_bucket: int = fine) -> Partial:
+        load = LoadTracker(in_bucket) if load_buckets else None
         snapshots = reader.iter_snapshots(low, high, include_idle=False)
         return build(snapshots, (by,), cap=top, cell_seconds=cell, load=load)
 
-    if rollups is None or cell != 60:
+    if rollups is None or not use_rollups:
         return raw(start, end)
     try:
-        parts = _plan(reader, rollups, start, end, by=by, top=top, raw=raw)
+        parts = _plan(
+            reader, rollups, start, end, by=by, top=top, load=bool(load_buckets), raw=lambda a, b: raw(a, b, bucket)
+        )
     except RollupError as exc:
         reader.report(f"{reader.instance_dir}: a rollup could not be read ({exc}); read the raw rows instead")
         return raw(start, end)
-    joined = join(parts, (by,), cap=top, cell_seconds=cell)
-    if not joined.stitch.complete_for(top):
+    joined = join(parts, (by,), cap=top, cell_seconds=cell, load=LoadTracker(bucket) if load_buckets else None)
+    if not joined.stitch.complete_for(top) or (load_buckets and joined.load is None):
         return raw(start, end)
     return joined
 
@@ -203,6 +214,7 @@ def _plan(
     *,
     by: str,
     top: int,
+    load: bool,
     raw: Callable[[datetime, datetime], Partial],
 ) -> list[Partial]:
     from plsnap.rollup import SLICE
@@ -211,7 +223,9 @@ def _plan(
     pending: datetime | None = None
 
     def usable(part: Partial | None) -> Partial | None:
-        return part if part is not None and part.stitch.complete_for(top) else None
+        if part is None or not part.stitch.complete_for(top):
+            return None
+        return None if load and part.lines and (part.load is None or part.stitch.tally is None) else part
 
     def flush(until: datetime) -> None:
         nonlocal pending
@@ -227,7 +241,7 @@ def _plan(
         if rollup is None:
             pending = low if pending is None else pending
             continue
-        whole = usable(rollup.hour_part((by,))) if (low, high) == (partition.start, partition.end) else None
+        whole = usable(rollup.hour_part((by,), load=load)) if (low, high) == (partition.start, partition.end) else None
         if whole is not None:
             flush(low)
             parts.append(whole)
@@ -236,7 +250,7 @@ def _plan(
         while slot < high:
             following = slot + SLICE
             if following > low:
-                part = usable(rollup.slice_part(slot, (by,))) if low <= slot and following <= high else None
+                part = usable(rollup.slice_part(slot, (by,), load=load)) if low <= slot and following <= high else None
                 if part is None:
                     pending = max(slot, low) if pending is None else pending
                 else:

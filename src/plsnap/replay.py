@@ -39,6 +39,8 @@ class Execution:
     sightings: int = 1
     ended_before: datetime | None = None
     last_start: datetime | None = None
+    #: The statement's fingerprint, once asked for (:func:`plsnap.partial.execution_group`; rollups store it).
+    group: str | None = None
 
     @property
     def active(self) -> bool:
@@ -48,7 +50,7 @@ class Execution:
     def copy(self) -> Execution:
         """A copy to change (the sessions it refers to are immutable)."""
         return Execution(self.session_id, self.info, self.started_at, self.first_seen, self.last_seen, self.last,
-                         self.sightings, self.ended_before, self.last_start)  # fmt: skip
+                         self.sightings, self.ended_before, self.last_start, self.group)  # fmt: skip
 
     @property
     def min_duration(self) -> float:
@@ -169,6 +171,9 @@ class StitchPart:
     open: list[Execution] = field(default_factory=list)
     ended: list[Execution] = field(default_factory=list)
     ended_count: int = 0
+    #: Per group (statement fingerprint), how many of the ``ended_count`` executions and the longest of them
+    #: (seconds); kept only when the builder was given a ``key`` (the report's DB load needs it).
+    tally: dict[str, tuple[int, float]] | None = None
 
     def executions(self) -> list[Execution]:
         """Every execution held, once."""
@@ -188,6 +193,17 @@ class StitchPart:
         """The ``top`` longest executions (by :func:`longest_key`)."""
         return sorted(self.executions(), key=longest_key)[:top]
 
+    def tallied(self, key: Callable[[Execution], str]) -> dict[str, tuple[int, float]]:
+        """Per group: every execution of the span (counted once) and the longest (seconds); needs ``tally``."""
+        assert self.tally is not None
+        found = dict(self.tally)
+        seen: set[int] = set()
+        for execution in (*(e for e, _ in self.heads), *self.open):
+            if id(execution) not in seen:
+                seen.add(id(execution))
+                _count(found, key(execution), execution.min_duration)
+        return found
+
     def trim(self) -> None:
         """Keep only the ``cap`` longest ended executions."""
         if len(self.ended) > self.cap:
@@ -198,9 +214,9 @@ class StitchPart:
 class StitchBuilder:
     """Builds the :class:`StitchPart` of a span from its samples in ``ts`` order (running statements only)."""
 
-    def __init__(self, cap: int, *, on_end: Callable[[Execution], None] | None = None) -> None:
-        self.part = StitchPart(cap=cap)
-        self.on_end = on_end
+    def __init__(self, cap: int, *, key: Callable[[Execution], str] | None = None) -> None:
+        self.part = StitchPart(cap=cap, tally=None if key is None else {})
+        self.key = key
         self._heads: set[int] = set()
         self._stitcher = Stitcher(include_idle=False, on_end=self._ended)
 
@@ -217,11 +233,11 @@ class StitchBuilder:
         part.last_ts = snapshot.ts
 
     def _ended(self, execution: Execution) -> None:
-        if self.on_end is not None:
-            self.on_end(execution)
         if id(execution) in self._heads:
             return
         part = self.part
+        if part.tally is not None and self.key is not None:
+            _count(part.tally, self.key(execution), execution.min_duration)
         part.ended_count += 1
         part.ended.append(execution)
         if len(part.ended) > 2 * part.cap + 16:
@@ -234,13 +250,32 @@ class StitchBuilder:
         return self.part
 
 
-def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
+def _count(tally: dict[str, tuple[int, float]], group: str, seconds: float) -> None:
+    count, longest = tally.get(group, (0, 0.0))
+    tally[group] = (count + 1, max(longest, seconds))
+
+
+def _merge_tallies(
+    left: dict[str, tuple[int, float]] | None, right: dict[str, tuple[int, float]] | None
+) -> dict[str, tuple[int, float]] | None:
+    if left is None or right is None:
+        return None
+    merged = dict(left)
+    for group, (count, longest) in right.items():
+        mine = merged.get(group, (0, 0.0))
+        merged[group] = (mine[0] + count, max(mine[1], longest))
+    return merged
+
+
+def merge_stitch(left: StitchPart, right: StitchPart, *, key: Callable[[Execution], str] | None = None) -> StitchPart:
     """The part of two adjacent spans (``left`` before ``right``), as if stitched in one pass: ``right``'s first
-    good sample continues or ends ``left``'s open executions. Neither input is modified."""
+    good sample continues or ends ``left``'s open executions. Neither input is modified. The tallies are kept
+    when both parts have one (``key`` gives the group of an execution that ends at the seam)."""
     if left.first_ts is None:
         return right
     if right.first_ts is None:
         return left
+    tally = _merge_tallies(left.tally, right.tally) if key is not None else None
     copies: dict[int, Execution] = {}
 
     def own(execution: Execution) -> Execution:
@@ -257,14 +292,21 @@ def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
     right_open = {id(e) for e in right.open}
     ended = [*left.ended, *right.ended]
     count = left.ended_count + right.ended_count
+
+    def close(execution: Execution) -> None:
+        nonlocal count
+        ended.append(execution)
+        count += 1
+        if tally is not None and key is not None:
+            _count(tally, key(execution), execution.min_duration)
+
     continued: dict[int, Execution] = {}
     for later, start in right.heads:
         candidates = waiting.get(later.session_id)
         match = _find(candidates, later.last, start, by_key=True) if candidates else None
         if match is None:
             if id(later) not in right_open:
-                ended.append(later)
-                count += 1
+                close(later)
             continue
         candidates.remove(match)  # type: ignore[union-attr]
         match.last_seen, match.last, match.last_start = later.last_seen, later.last, later.last_start
@@ -274,14 +316,12 @@ def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
         match.ended_before = later.ended_before
         continued[id(later)] = match
         if id(later) not in right_open and id(match) not in head_ids:
-            ended.append(match)
-            count += 1
+            close(match)
     for candidates in waiting.values():
         for execution in candidates:
             execution.ended_before = right.first_ts
             if id(execution) not in head_ids:
-                ended.append(execution)
-                count += 1
+                close(execution)
     part = StitchPart(
         cap=min(left.cap, right.cap),
         first_ts=left.first_ts,
@@ -290,6 +330,7 @@ def merge_stitch(left: StitchPart, right: StitchPart) -> StitchPart:
         open=[continued.get(id(e), e) for e in right.open],
         ended=ended,
         ended_count=count,
+        tally=tally,
     )
     part.trim()
     return part

@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plsnap import __version__, query
 from plsnap.archive.reader import ArchiveReader
@@ -32,6 +32,9 @@ from plsnap.render import COUNTER_ORDER, counters_json, lock_tree_lines
 from plsnap.replay import AtResult
 from plsnap.summary import BUCKET_STEPS, GapRange, Load, OutsideSpan, WindowSummary
 from plsnap.units import parse_duration
+
+if TYPE_CHECKING:
+    from plsnap.rollup import Rollups
 
 #: The report's sections, in order: (anchor, heading). ``compare`` is there only with a baseline.
 SECTIONS = (
@@ -365,11 +368,13 @@ def build(
     redact: bool = False,
     command: CommandLine | None = None,
     now: datetime | None = None,
+    rollups: Rollups | None = None,
 ) -> Report:
-    """The report of ``[start, end)``; NoDataError when the window (or the baseline) holds no line."""
+    """The report of ``[start, end)``; NoDataError when the window (or the baseline) holds no line. With
+    ``rollups``, whole hours and slices come from them, as for ``window`` (the report is the same)."""
     text = _Text(redact)
     cmd = command or CommandLine(reader.instance)
-    summary = query.window(reader, start, end, top=top, load_buckets=CHART_BUCKETS)
+    summary = query.window(reader, start, end, top=top, rollups=rollups, load_buckets=CHART_BUCKETS)
     load = summary.load
     assert load is not None
     window = (stamp(start), stamp(end))
@@ -386,7 +391,7 @@ def build(
     comparison = None
     if baseline is not None:
         try:
-            base = query.window(reader, *baseline, top=top, load_buckets=CHART_BUCKETS)
+            base = query.window(reader, *baseline, top=top, rollups=rollups, load_buckets=CHART_BUCKETS)
         except NoDataError as exc:
             raise NoDataError(f"baseline window: {exc}") from None
         comparison = compare(summary, base, top=top, redact=redact)

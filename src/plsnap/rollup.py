@@ -37,7 +37,7 @@ from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import ArchiveError
 from plsnap.model import Snapshot, format_ts, parse_ts
-from plsnap.partial import DIMENSIONS, FINGERPRINT_VERSION, Partial, PartialBuilder, join
+from plsnap.partial import DIMENSIONS, FINGERPRINT_VERSION, LOAD_BUCKET, Partial, PartialBuilder, join
 from plsnap.partial_codec import CodecError, decode, encode
 
 
@@ -54,9 +54,12 @@ log = _Log()
 
 KIND = "plsnap-rollup"
 #: 2: ``digest`` covers every byte of the partition before ``size`` (1 had ``tail``, the last 4096 only, which
-#: missed damage further in).
-VERSION = 2
+#: missed damage further in). 3: each part keeps the DB load per minute (the report's charts) and the
+#: executions' tally per fingerprint.
+VERSION = 3
 SLICE = timedelta(minutes=5)
+#: The name of the row of a part's DB load (kept per :data:`~plsnap.partial.LOAD_BUCKET`).
+LOAD_ROW = "load"
 #: The longest executions a slice and an hour's part keep: a ``window --top`` above them reads the raw rows of
 #: the parts that had more.
 SLICE_CAP = 10
@@ -197,26 +200,29 @@ class Rollup:
     stream: _Stream
     rows: dict[tuple[str, datetime, str], tuple[int, bytes]] = field(default_factory=dict)
 
-    def hour_part(self, dims: Iterable[str]) -> Partial | None:
-        """The whole hour's part (only for complete rollups), with the groups of ``dims``."""
-        return self._part("hour", self.header.hour, tuple(dims))
+    def hour_part(self, dims: Iterable[str], *, load: bool = False) -> Partial | None:
+        """The whole hour's part (only for complete rollups), with the groups of ``dims`` (and its DB load, per
+        minute, with ``load``)."""
+        return self._part("hour", self.header.hour, tuple(dims), load)
 
-    def slice_part(self, start: datetime, dims: Iterable[str]) -> Partial | None:
+    def slice_part(self, start: datetime, dims: Iterable[str], *, load: bool = False) -> Partial | None:
         """The part of the slice starting at ``start``; an empty part for a covered slice without lines, None for
         a slice the rollup does not cover."""
         wanted = tuple(dims)
-        part = self._part("slice", start, wanted)
+        part = self._part("slice", start, wanted, load)
         if part is None and self.header.hour <= start and start + SLICE <= self.header.covered_until:
             return Partial(wanted, groups={d: {} for d in wanted})
         return part
 
-    def _part(self, kind: str, start: datetime, dims: tuple[str, ...]) -> Partial | None:
+    def _part(self, kind: str, start: datetime, dims: tuple[str, ...], load: bool) -> Partial | None:
         if kind == "slice":
             self._read_all()
         common = self.rows.get((kind, start, ""))
         if common is None:
             return None
         value = self._data(common)
+        stored_load = self.rows.get((kind, start, LOAD_ROW))
+        value["load"] = self._data(stored_load) if load and stored_load is not None else None
         rows = [self.rows.get((kind, start, dim)) for dim in dims]
         value["groups"] = {dim: self._data(row) for dim, row in zip(dims, rows, strict=True) if row is not None}
         if len(value["groups"]) != len(dims):
@@ -336,6 +342,9 @@ def encode_file(
 def _part_lines(kind: str, start: datetime, part: Partial, cap: int | None) -> list[bytes]:
     data = encode(part, cap=cap)
     by_dim = data.pop("groups")
+    load = data.pop("load")
+    if load is not None:
+        by_dim[LOAD_ROW] = load
     stamp = format_ts(start)
     lines = [orjson.dumps({"part": kind, "start": stamp, "dim": "", "data": data})]
     return lines + [orjson.dumps({"part": kind, "start": stamp, "dim": d, "data": v}) for d, v in by_dim.items()]
@@ -378,7 +387,7 @@ def _add_rows(rollup: Rollup, rows: Iterable[tuple[int, bytes]]) -> None:
             start = parse_ts(stamp)
         except ValueError:
             raise RollupError("malformed part start") from None
-        if dim and dim not in DIMENSIONS:
+        if dim and dim not in DIMENSIONS and dim != LOAD_ROW:
             raise RollupError(f"unknown dimension {dim!r}")
         if (kind == "hour" and start != header.hour) or (kind == "slice" and not _on_slice_grid(start, header)):
             raise RollupError("part outside its hour")
@@ -467,12 +476,24 @@ def _build_from_raw(
         problems=problems,
         built_by=built_by,
     )
-    hour = join((p for _, p in slices), DIMENSIONS, cap=HOUR_CAP) if hour_over else None
+    hour = _join(p for _, p in slices) if hour_over else None
     return header, hour, slices
 
 
+def _join(parts: Iterable[Partial]) -> Partial:
+    from plsnap.summary import LoadTracker
+
+    return join(parts, DIMENSIONS, cap=HOUR_CAP, load=LoadTracker(LOAD_BUCKET))
+
+
+def _builder() -> PartialBuilder:
+    from plsnap.summary import LoadTracker
+
+    return PartialBuilder(DIMENSIONS, cap=HOUR_CAP, load=LoadTracker(LOAD_BUCKET))
+
+
 def _build(snapshots: Iterable[Snapshot]) -> Partial:
-    builder = PartialBuilder(DIMENSIONS, cap=HOUR_CAP)
+    builder = _builder()
     for snapshot in snapshots:
         builder.feed(snapshot)
     return builder.finish()
@@ -688,7 +709,7 @@ class Keeper:
             if (date_name, file_name) == (hour.date_name, hour.file_name) and hour.usable:
                 self._write(hour, size, covered_until=slot)
         if hour.builder is None:
-            hour.builder, hour.slot = PartialBuilder(DIMENSIONS, cap=HOUR_CAP), slot
+            hour.builder, hour.slot = _builder(), slot
         hour.builder.feed(snapshot)
         hour.first_ts = min(hour.first_ts or ts, ts)
         hour.last_ts = max(hour.last_ts or ts, ts)
@@ -741,7 +762,7 @@ class Keeper:
                 last_ts=hour.last_ts,
                 built_by="daemon",
             )
-            part = join((p for _, p in slices), DIMENSIONS, cap=HOUR_CAP) if final else None
+            part = _join(p for _, p in slices) if final else None
             level = FINAL_LEVEL if final else LIVE_LEVEL
             self.written += write(folder, header, part, slices, level=level, cache=hour.encoded)
         if self.failures:

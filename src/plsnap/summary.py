@@ -20,7 +20,7 @@ from typing import Any
 from plsnap.counters import CounterSummary
 from plsnap.locks import Episode
 from plsnap.model import Session, Snapshot
-from plsnap.partial import DIMENSIONS, GAP, MARKER, Line, Partial, PartialBuilder, ms_of
+from plsnap.partial import DIMENSIONS, GAP, MARKER, Line, Partial, PartialBuilder, execution_group, ms_of
 from plsnap.replay import Execution
 
 BUCKET_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -227,7 +227,7 @@ def summarize(
     reported once, as such, instead of as gaps or empty buckets. With ``load_buckets``, the same pass also
     keeps :class:`Load` in at most that many buckets (``WindowSummary.load``).
     """
-    load = LoadTracker(start, end, by, load_buckets) if load_buckets else None
+    load = LoadTracker.for_window(start, end, load_buckets) if load_buckets else None
     builder = PartialBuilder((by,), cap=top, cell_seconds=cell_seconds_for(start, end), load=load)
     for snapshot in snapshots:
         if start <= snapshot.ts < end:
@@ -250,8 +250,10 @@ def finish(
     top: int,
     instance: str = "",
     bounds: tuple[datetime, datetime] | None = None,
+    load_bucket: int = 0,
 ) -> WindowSummary:
-    """The window's summary from the part of its lines (built in one pass or joined; it is not modified)."""
+    """The window's summary from the part of its lines (built in one pass or joined; it is not modified).
+    ``load_bucket``: the seconds the DB load's buckets start from (default: the part's own)."""
     timeline = _Timeline(start, end, bounds)
     timeline.replay(partial.lines)
     running_at, intervals, own_only, bursts = timeline.running_at, timeline.intervals, timeline.own, timeline.bursts
@@ -283,11 +285,10 @@ def finish(
     ranked = sorted(groups, key=lambda g: (-g.active_seconds, -g.samples, g.key))[:top]
     interval = statistics.median(intervals) if intervals else _median_spacing([ts for ts, _ in running_at])
     load = None
-    if partial.load is not None:
-        partial.load.weigh(weight / 1000)
-        for execution in partial.stitch.open:
-            partial.load.execution(DIMENSIONS[by](execution.last), execution.min_duration)
-        load = partial.load.finish(interval)
+    if partial.load is not None and partial.stitch.tally is not None:
+        tracker = partial.load.copy_folded()
+        tracker.weigh(weight)
+        load = tracker.finish(interval, partial.stitch.tallied(execution_group), load_bucket or tracker.bucket_seconds)
     ranges = tuple(sorted([*gap_ranges, *holes.finish(interval)], key=lambda g: g.first))
     bucket = choose_bucket((end - start).total_seconds(), interval)
     outside = holes.outside
@@ -316,63 +317,67 @@ def finish(
 
 
 class LoadTracker:
-    """The streaming state of :class:`Load`. Each running session counts once per sample under one tuple of its
-    values (group key, then one per :data:`LOAD_DIMENSIONS`); :meth:`weigh` adds the counts x the weight that
-    ``active_seconds`` gives the same sample into the tuples of its bucket; when the next bucket begins (samples
-    come in ``ts`` order), the bucket's tuples are spread over the dimensions and dropped. (A bucket holds far
-    fewer distinct tuples than session-samples: this keeps the pass fast and its memory one bucket deep.) It
-    follows one pass over raw rows (:class:`~plsnap.partial.PartialBuilder` feeds it); use it once."""
+    """The mergeable state of :class:`Load`, in integer milliseconds, so that one pass over raw rows and a join
+    of parts (rollups keep one per minute-bucketed slice) give the same sums exactly.
 
-    def __init__(self, start: datetime, end: datetime, by: str, max_buckets: int) -> None:
-        # fine buckets chosen from the window alone; finish() coarsens them to at least the interval
-        self.load = Load(choose_bucket((end - start).total_seconds(), None, max_buckets))
-        self.by_fingerprint = by == "fingerprint"
+    Each running session counts once per sample under one tuple of its values (fingerprint, then one per
+    :data:`LOAD_DIMENSIONS`); :meth:`weigh` adds the counts x the weight (milliseconds) that ``active_seconds``
+    gives the same sample into the tuples of its bucket; when the next bucket begins (samples come in ``ts``
+    order), the bucket's tuples are spread over the dimensions and dropped. (A bucket holds far fewer distinct
+    tuples than session-samples: this keeps the pass fast and its memory one bucket deep.) The last sample's
+    counts wait for their weight (``pending``) until the next sample, the next part or the window's end."""
+
+    def __init__(self, bucket_seconds: int) -> None:
+        self.bucket_seconds = bucket_seconds
         self.hosts: dict[str, str] = {}
         self.counts: dict[tuple[str, ...], int] = {}
         self.pending: tuple[int, dict[tuple[str, ...], int]] | None = None
-        self.bucket: tuple[int, dict[tuple[str, ...], float]] | None = None
-        self.active: dict[str, dict[str, dict[int, float]]] = {name: {} for name in LOAD_DIMENSIONS}
-        self.users: defaultdict[tuple[str, str], float] = defaultdict(float)
-        self.group_hosts: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.bucket: tuple[int, dict[tuple[str, ...], int]] | None = None
+        self.sampled: dict[int, int] = {}
+        self.samples: dict[int, int] = {}
+        self.active: dict[str, dict[str, dict[int, int]]] = {name: {} for name in LOAD_DIMENSIONS}
+        self.users: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.group_hosts: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.servers: dict[str, int] = {}
+        self.sources: dict[str, int] = {}
+        self.peak: tuple[datetime, int] | None = None
+
+    @classmethod
+    def for_window(cls, start: datetime, end: datetime, max_buckets: int) -> LoadTracker:
+        """A tracker whose buckets give at most ``max_buckets`` over the window (finish coarsens them to at least
+        the interval)."""
+        return cls(choose_bucket((end - start).total_seconds(), None, max_buckets))
 
     def see(self, session: Session, key: str) -> None:
         host = session.host or ""
         short = self.hosts.get(host)
         if short is None:
             short = self.hosts[host] = DIMENSIONS["host"](session)
-        values = (
-            key,
-            session.state or "",
-            key if self.by_fingerprint else DIMENSIONS["fingerprint"](session),
-            session.user or "",
-            session.command or "",
-            short,
-            session.db or "",
-        )
+        values = (key, session.state or "", session.user or "", session.command or "", short, session.db or "")
         self.counts[values] = self.counts.get(values, 0) + 1
 
     def sample(self, snapshot: Snapshot, running: int) -> None:
-        load = self.load
-        index = int(snapshot.ts.timestamp() // load.bucket_seconds)
+        index = int(snapshot.ts.timestamp() // self.bucket_seconds)
         self.pending, self.counts = (index, self.counts), {}
-        load.samples[index] = load.samples.get(index, 0) + 1
-        for into, value in ((load.servers, snapshot.server), (load.sources, snapshot.source)):
+        self.samples[index] = self.samples.get(index, 0) + 1
+        for into, value in ((self.servers, snapshot.server), (self.sources, snapshot.source)):
             into[value or ""] = into.get(value or "", 0) + 1
-        if load.peak is None or running > load.peak[1]:
-            load.peak = (snapshot.ts, running)
+        if self.peak is None or running > self.peak[1]:
+            self.peak = (snapshot.ts, running)
 
-    def weigh(self, weight: float) -> None:
+    def weigh(self, weight_ms: int) -> None:
+        """Give the pending sample its weight (milliseconds)."""
         if self.pending is None:
             return
         index, counts = self.pending
         self.pending = None
-        self.load.sampled[index] = self.load.sampled.get(index, 0.0) + weight
+        self.sampled[index] = self.sampled.get(index, 0) + weight_ms
         if self.bucket is None or self.bucket[0] != index:
             self.fold()
             self.bucket = (index, {})
         into = self.bucket[1]
         for values, count in counts.items():
-            into[values] = into.get(values, 0.0) + count * weight
+            into[values] = into.get(values, 0) + count * weight_ms
 
     def fold(self) -> None:
         """Spread the current bucket's tuples over the dimensions."""
@@ -381,41 +386,107 @@ class LoadTracker:
         index, weighed = self.bucket
         self.bucket = None
         users, hosts = self.users, self.group_hosts
-        sums: list[defaultdict[str, float]] = [defaultdict(float) for _ in LOAD_DIMENSIONS]
+        sums: list[defaultdict[str, int]] = [defaultdict(int) for _ in LOAD_DIMENSIONS]
         state, fingerprints, user, command, host, db = sums
-        for (key, *values), seconds in weighed.items():
-            state[values[0]] += seconds
-            fingerprints[values[1]] += seconds
-            user[values[2]] += seconds
-            command[values[3]] += seconds
-            host[values[4]] += seconds
-            db[values[5]] += seconds
-            users[key, values[2]] += seconds
-            hosts[key, values[4]] += seconds
+        for (key, s, u, c, h, d), ms in weighed.items():
+            state[s] += ms
+            fingerprints[key] += ms
+            user[u] += ms
+            command[c] += ms
+            host[h] += ms
+            db[d] += ms
+            users[key, u] += ms
+            hosts[key, h] += ms
         for name, totals in zip(LOAD_DIMENSIONS, sums, strict=True):
             into = self.active[name]
-            for value, seconds in totals.items():
+            for value, ms in totals.items():
                 buckets = into.setdefault(value, {})
-                buckets[index] = buckets.get(index, 0.0) + seconds
+                buckets[index] = buckets.get(index, 0) + ms
 
-    def execution(self, key: str, seconds: float) -> None:
-        load = self.load
-        load.executions[key] = load.executions.get(key, 0) + 1
-        load.longest[key] = max(load.longest.get(key, 0.0), seconds)
-
-    def finish(self, interval: float | None) -> Load:
+    def merge(self, later: LoadTracker) -> None:
+        """Add the tracker of the span right after this one (same bucket size; this one's pending sample was
+        weighed first; ``later`` is not modified)."""
+        if later.bucket_seconds != self.bucket_seconds:
+            raise ValueError(f"cannot merge {later.bucket_seconds}s buckets into {self.bucket_seconds}s buckets")
         self.fold()
-        load = self.load
-        for (key, value), seconds in self.users.items():
-            load.users.setdefault(key, {})[value] = seconds
-        for (key, value), seconds in self.group_hosts.items():
-            load.hosts.setdefault(key, {})[value] = seconds
-        load.active = {name: values for name, values in self.active.items() if values}
-        fine = load.bucket_seconds
+        theirs = later.copy_folded()
+        _add(self.sampled, theirs.sampled)
+        _add(self.samples, theirs.samples)
+        for name, values in theirs.active.items():
+            mine = self.active.setdefault(name, {})
+            for value, buckets in values.items():
+                _add(mine.setdefault(value, {}), buckets)
+        _add(self.users, theirs.users)
+        _add(self.group_hosts, theirs.group_hosts)
+        _add(self.servers, theirs.servers)
+        _add(self.sources, theirs.sources)
+        if theirs.peak is not None and (self.peak is None or theirs.peak[1] > self.peak[1]):
+            self.peak = theirs.peak
+        if theirs.pending is not None:
+            self.pending = theirs.pending
+
+    def copy_folded(self) -> LoadTracker:
+        """A copy with the current bucket spread over the dimensions (this one is not modified)."""
+        copy = LoadTracker(self.bucket_seconds)
+        copy.bucket = None if self.bucket is None else (self.bucket[0], dict(self.bucket[1]))
+        copy.sampled, copy.samples = dict(self.sampled), dict(self.samples)
+        copy.active = {name: {v: dict(b) for v, b in values.items()} for name, values in self.active.items()}
+        copy.users, copy.group_hosts = defaultdict(int, self.users), defaultdict(int, self.group_hosts)
+        copy.servers, copy.sources, copy.peak = dict(self.servers), dict(self.sources), self.peak
+        copy.pending = None if self.pending is None else (self.pending[0], dict(self.pending[1]))
+        copy.fold()
+        return copy
+
+    def finish(self, interval: float | None, executions: Mapping[str, tuple[int, float]], fine: int) -> Load:
+        """The :class:`Load` (seconds), in buckets of ``fine`` seconds (a multiple of this tracker's) coarsened
+        to at least ``interval``; ``executions``: per fingerprint, executions seen and the longest (seconds)."""
+        folded = self.copy_folded()
+        load = Load(
+            self.bucket_seconds,
+            sampled={i: ms / 1000 for i, ms in folded.sampled.items()},
+            samples=dict(folded.samples),
+            executions={key: count for key, (count, _) in executions.items()},
+            longest={key: longest for key, (_, longest) in executions.items()},
+            servers=dict(folded.servers),
+            sources=dict(folded.sources),
+            peak=folded.peak,
+        )
+        if fine != self.bucket_seconds:
+            folded.sampled, folded.active = _coarser_ms(folded, fine)
+            load.bucket_seconds = fine
+            load.sampled = {i: ms / 1000 for i, ms in folded.sampled.items()}
+            load.samples = _rebucket_ints(folded.samples, fine // self.bucket_seconds)
+        load.active = {
+            name: {value: {i: ms / 1000 for i, ms in buckets.items()} for value, buckets in values.items()}
+            for name, values in folded.active.items()
+            if values
+        }
+        for (key, value), ms in folded.users.items():
+            load.users.setdefault(key, {})[value] = ms / 1000
+        for (key, value), ms in folded.group_hosts.items():
+            load.hosts.setdefault(key, {})[value] = ms / 1000
         for step in BUCKET_STEPS:
             if step >= fine and step >= (interval or 1) and step % fine == 0:
                 return load.rebucket(step) if step != fine else load
         return load
+
+
+def _rebucket_ints(buckets: Mapping[int, int], ratio: int) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for index, value in buckets.items():
+        out[index // ratio] = out.get(index // ratio, 0) + value
+    return out
+
+
+def _coarser_ms(tracker: LoadTracker, fine: int) -> tuple[dict[int, int], dict[str, dict[str, dict[int, int]]]]:
+    if fine % tracker.bucket_seconds:
+        raise ValueError(f"{fine}s is not a multiple of {tracker.bucket_seconds}s")
+    ratio = fine // tracker.bucket_seconds
+    active = {
+        name: {value: _rebucket_ints(buckets, ratio) for value, buckets in values.items()}
+        for name, values in tracker.active.items()
+    }
+    return _rebucket_ints(tracker.sampled, ratio), active
 
 
 class _Timeline:

@@ -8,6 +8,7 @@ and every key of ``window --format json`` and of ``locks --format json`` must eq
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,14 +16,17 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pytest import approx
 
+from plsnap.fingerprint import fingerprint
 from plsnap.locks import episodes
 from plsnap.model import Session, Snapshot
-from plsnap.partial import DIMENSIONS, build, join
+from plsnap.partial import DIMENSIONS, LOAD_BUCKET, build, join
 from plsnap.partial_codec import decode, encode
 from plsnap.query import resolve_texts, texts_in
 from plsnap.render import episode_json, window_json
-from plsnap.summary import cell_seconds_for, finish, summarize
+from plsnap.replay import Execution, Stitcher
+from plsnap.summary import LoadTracker, cell_seconds_for, finish, summarize
 from tests.synth import T0
 
 TEXTS = (
@@ -205,3 +209,69 @@ def test_a_capped_part_says_it_cannot_answer_a_longer_top() -> None:
     assert part.stitch.ended_count > 2
     assert part.stitch.complete_for(2)
     assert not part.stitch.complete_for(3)
+
+
+def _executions_by_fingerprint(lines: list[Snapshot]) -> dict[str, tuple[int, float]]:
+    """Every execution of one stitching pass, per fingerprint: how many, and the longest (seconds)."""
+    found: list[Execution] = []
+    stitcher = Stitcher(include_idle=False, on_end=found.append)
+    for line in lines:
+        if line.sessions is not None:
+            stitcher.feed(line)
+    found += stitcher.finish()
+    tally: dict[str, tuple[int, float]] = {}
+    for execution in found:
+        key = fingerprint(execution.last.info or "")
+        count, longest = tally.get(key, (0, 0.0))
+        tally[key] = (count + 1, max(longest, execution.min_duration))
+    return tally
+
+
+@settings(max_examples=int(os.environ.get("PLSNAP_PARTIAL_EXAMPLES", "300")) // 2, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(
+    steps=st.lists(step, min_size=1, max_size=60),
+    cuts=st.lists(st.integers(0, 10_000), max_size=6),
+    lead=st.integers(-3600, 600),
+    trail=st.integers(-600, 3600),
+    buckets=st.sampled_from([60, 360]),
+)
+def test_joined_load_equals_one_pass(steps: list[Any], cuts: list[int], lead: int, trail: int, buckets: int) -> None:
+    """The report's DB load from per-minute parts (as rollups keep them, through their encoding) equals the
+    one-pass load, every bucket and every total; and its executions per fingerprint are those of one stitching
+    pass."""
+    lines = history(steps)
+    start = lines[0].ts + timedelta(seconds=lead)
+    end = max(start + timedelta(hours=6 if buckets == 360 else 1), lines[-1].ts + timedelta(seconds=trail))
+    bounds = (lines[0].ts, lines[-1].ts)
+    inside = [line for line in lines if start <= line.ts < end]
+    fine = LoadTracker.for_window(start, end, buckets).bucket_seconds
+    assert fine % LOAD_BUCKET == 0
+    whole = summarize(lines, start, end, top=5, bounds=bounds, load_buckets=buckets)
+    assert whole.load is not None
+    parts = [build(c, DIMENSIONS, cap=5, load=LoadTracker(LOAD_BUCKET)) for c in _cut(inside, cuts)]
+    stored = [decode(orjson.loads(orjson.dumps(encode(part))), ("fingerprint",)) for part in parts]
+    for chosen in (parts, stored):
+        joined = join(chosen, ("fingerprint",), cap=5, load=LoadTracker(LOAD_BUCKET))
+        merged = finish(joined, start, end, by="fingerprint", top=5, bounds=bounds, load_bucket=fine)
+        assert merged.load is not None
+        assert dataclasses.asdict(merged.load) == dataclasses.asdict(whole.load)
+    truth = _executions_by_fingerprint(inside)
+    assert whole.load.executions == {key: count for key, (count, _) in truth.items()}
+    assert whole.load.longest == {key: longest for key, (_, longest) in truth.items()}
+    assert sum(sum(b.values()) for b in whole.load.active.get("state", {}).values()) == approx(
+        whole.total_active_seconds
+    )
+
+
+def test_a_join_with_a_part_without_load_keeps_none() -> None:
+    """A part built without the DB load (an older rollup, a raw read without it) makes the joined load unknown,
+    never a load that silently lacks that span."""
+    lines = history([(10000, 0, "sample", [(1, 1), (2, 2)], 1)] * 30)
+    parts = [build(lines[:15], DIMENSIONS, load=LoadTracker(LOAD_BUCKET)), build(lines[15:], DIMENSIONS)]
+    assert join(parts, DIMENSIONS, load=LoadTracker(LOAD_BUCKET)).load is None
+    both = [
+        build(lines[:15], DIMENSIONS, load=LoadTracker(LOAD_BUCKET)),
+        build(lines[15:], DIMENSIONS, load=LoadTracker(LOAD_BUCKET)),
+    ]
+    assert join(both, DIMENSIONS, load=LoadTracker(LOAD_BUCKET)).load is not None

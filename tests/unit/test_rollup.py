@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from plsnap import query, retention
+from plsnap import query, report, report_md, retention
 from plsnap.archive.format import encode_line
 from plsnap.archive.layout import list_partitions
 from plsnap.archive.reader import ArchiveReader
@@ -67,7 +69,18 @@ def answers(root: Path, start: datetime, end: datetime, *, by: str = "fingerprin
         slow_locks = [episode_json(e) for e in query.lock_episodes(reader, start, end)]
     assert fast == slow
     assert fast_locks == slow_locks
+    if by == "fingerprint":
+        assert load_through(root, start, end, top=top, **kw) == load_through(root, start, end, top=top, raw=True)
     return problems, stale
+
+
+def load_through(root: Path, start: datetime, end: datetime, *, top: int = 5, raw: bool = False, **kw: object):
+    """The report's DB load of the window (buckets of whole minutes), with rollups or from raw rows only."""
+    with ArchiveReader(root) as reader:
+        rollups = None if raw else Rollups(reader, **kw)  # type: ignore[arg-type]
+        load = query.window(reader, start, end, top=top, rollups=rollups, load_buckets=60).load
+    assert load is not None
+    return dataclasses.asdict(load)
 
 
 def _copy(root: Path, copy: Path, *, rollups: bool = True) -> Path:
@@ -466,3 +479,38 @@ def test_a_partition_dated_before_1970_gets_a_readable_rollup(archive, tmp_path:
     assert {d.action for d in again} == {"current"}, again
     problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
     assert stale == [] and not any("rollup" in p for p in problems)
+
+
+def test_the_report_reads_its_load_from_the_rollups(tmp_path: Path) -> None:
+    """A report of six hours or more (its chart's buckets are whole minutes) reads only the raw rows of its
+    unaligned edges when rollups exist, and its page is the same as the one built from raw rows alone."""
+    root = tmp_path / "inst"
+    lines = lines_for(7.5, seed=5)
+    write(root, lines)
+    reindex(root, now=lines[-1].ts + timedelta(hours=2))
+    start = lines[0].ts.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=7, seconds=3)
+    end = start + timedelta(hours=6, minutes=50)
+    inside = sum(1 for line in lines if start <= line.ts < end)
+    pages = []
+    for use in (True, False):
+        with ArchiveReader(root) as reader:
+            read = _count_reads(reader)
+            made = report.build(reader, start, end, rollups=Rollups(reader) if use else None, now=end)
+            pages.append(report_md.render(made, zone=UTC))
+            scanned = len({s.ts for s in read if start <= s.ts < end})
+            assert scanned < inside / 4 if use else scanned == inside
+    assert pages[0] == pages[1]
+
+
+def _count_reads(reader: ArchiveReader) -> list[Snapshot]:
+    """Every raw line ``reader`` decodes from now on (its iter_snapshots is wrapped, not replaced)."""
+    read: list[Snapshot] = []
+    scan = reader.iter_snapshots
+
+    def counted(*args: Any, **kw: Any) -> Iterator[Snapshot]:
+        for snapshot in scan(*args, **kw):
+            read.append(snapshot)
+            yield snapshot
+
+    reader.iter_snapshots = counted  # type: ignore[method-assign]
+    return read
