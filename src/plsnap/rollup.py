@@ -81,6 +81,11 @@ class RollupError(ValueError):
     """A rollup file that is not one plsnap wrote (foreign, corrupt, or of another version)."""
 
 
+class OutdatedRollupError(RollupError):
+    """A rollup another version of plsnap wrote (another format, fingerprint version or slice settings): not
+    damage, only not usable by this one (``plsnap reindex`` rebuilds it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     """What a rollup was built from, and what it covers.
@@ -141,13 +146,16 @@ class Header:
         """Parse a header line; RollupError when it is not one plsnap writes in this version."""
         if not isinstance(value, dict) or value.get("kind") != KIND:
             raise RollupError("not a plsnap rollup")
-        if value.get("v") != VERSION:
-            raise RollupError(f"rollup format version {value.get('v')!r} (this plsnap reads {VERSION})")
+        version = value.get("v")
+        if type(version) is not int:
+            raise RollupError(f"rollup format version {version!r} (this plsnap reads {VERSION})")
+        if version != VERSION:
+            raise OutdatedRollupError(f"rollup format version {version} (this plsnap reads {VERSION})")
         if value.get("fingerprint_v") != FINGERPRINT_VERSION:
-            raise RollupError("built with another fingerprint version")
+            raise OutdatedRollupError("built with another fingerprint version")
         caps = (value.get("slice_cap"), value.get("hour_cap"))
         if value.get("slice_seconds") != int(SLICE.total_seconds()) or caps != (SLICE_CAP, HOUR_CAP):
-            raise RollupError("built with other slice settings")
+            raise OutdatedRollupError("built with other slice settings")
         try:
             damaged = tuple((_text(name), _count(size)) for name, size in value["damaged"])
             return cls(
@@ -520,6 +528,7 @@ class Rollups:
         self.cache = cache
         self._found: dict[Path, Rollup | None] = {}
         self.stale: list[tuple[Partition, str]] = []
+        self._told_outdated = False
 
     def get(self, partition: Partition) -> Rollup | None:
         """The partition's valid rollup, or None."""
@@ -540,6 +549,16 @@ class Rollups:
                     continue
                 try:
                     rollup = decode_file(data)
+                except OutdatedRollupError as exc:
+                    if not self._told_outdated:
+                        self._told_outdated = True
+                        self.reader.report(
+                            f"{self.reader.instance_dir}: rollups written by another plsnap version are ignored "
+                            f"({exc}; first: {folder.child_path(partition.rollup_name)}); their hours are read "
+                            "from the raw rows until `plsnap reindex` rebuilds them"
+                        )
+                    reason = f"outdated rollup: {exc}"
+                    continue
                 except RollupError as exc:
                     self.reader.report(f"{folder.child_path(partition.rollup_name)}: rollup ignored: {exc}")
                     continue

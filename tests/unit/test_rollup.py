@@ -514,3 +514,72 @@ def _count_reads(reader: ArchiveReader) -> list[Snapshot]:
 
     reader.iter_snapshots = counted  # type: ignore[method-assign]
     return read
+
+
+def _set_load(data: dict[str, Any], change: str) -> None:
+    if change == "active":
+        data["active"]["state"][0][1][0][1] += 1000
+    elif change == "peak":
+        data["peak"][1] += 1
+    elif change == "samples":
+        data["samples"][0][1] += 1
+    elif change == "users":
+        data["users"][0][2] = -1
+    elif change == "shape":
+        data["sampled"] = {"0": 1}
+
+
+@pytest.mark.parametrize("change", ["active", "peak", "samples", "users", "shape"])
+def test_a_load_row_that_does_not_match_its_part_is_ignored(archive, tmp_path: Path, change: str) -> None:
+    """The hour's DB-load row rewritten (CRCs recomputed) so that it no longer matches its part: the rollup is
+    ignored with one warning, and the report's load is the raw rows'."""
+    import struct
+    import zlib
+
+    import orjson
+    import zstandard
+
+    root, _ = archive
+    copy = _copy(root, tmp_path / "inst")
+    part = list_partitions(copy).partitions[1]
+    path = part.path.parent / part.rollup
+    header, *body = zstandard.decompress(path.read_bytes()).split(b"\n")[:-1]
+    at = next(i for i, line in enumerate(body) if orjson.loads(line)["part"] == "hour" and b'"dim":"load"' in line)
+    row = orjson.loads(body[at])
+    _set_load(row["data"], change)
+    body[at] = orjson.dumps(row)
+    head = orjson.loads(header)
+    head["crc"] = struct.pack(f">{len(body)}I", *(zlib.crc32(line) for line in body)).hex()
+    path.write_bytes(
+        zstandard.ZstdCompressor(write_checksum=True).compress(b"\n".join([orjson.dumps(head), *body]) + b"\n")
+    )
+    with ArchiveReader(copy) as reader:
+        load = query.window(reader, part.start, part.end, rollups=Rollups(reader), load_buckets=60).load
+        problems = reader.problems
+    assert load is not None
+    assert dataclasses.asdict(load) == load_through(copy, part.start, part.end, top=10, raw=True)
+    assert len([p for p in problems if "rollup" in p]) == 1, problems
+
+
+def test_rollups_of_another_plsnap_version_are_one_warning_and_reindex_rebuilds_them(archive, tmp_path: Path) -> None:
+    """After an upgrade, the old format's rollups are ignored with one warning for the whole archive (not one
+    per hour), the answer is the raw rows', and reindex rebuilds them without --force."""
+    import orjson
+    import zstandard
+
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    partitions = list_partitions(copy).partitions
+    for part in partitions:
+        path = part.path.parent / part.rollup
+        header, rest = zstandard.decompress(path.read_bytes()).split(b"\n", 1)
+        head = orjson.loads(header)
+        head["v"] -= 1
+        path.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(orjson.dumps(head) + b"\n" + rest))
+    problems, stale = answers(copy, partitions[0].start, partitions[-1].end)
+    assert len(problems) == 1 and "another plsnap version" in problems[0], problems
+    assert len(stale) == len(partitions) and all(why.startswith("outdated rollup") for why in stale)
+    rebuilt = reindex(copy, now=lines[-1].ts + timedelta(hours=2))
+    assert [d.action for d in rebuilt] == ["built"] * len(partitions)
+    problems, stale = answers(copy, partitions[0].start, partitions[-1].end)
+    assert not problems and not stale
