@@ -403,13 +403,24 @@ def _unstitch(value: Any) -> StitchPart:
 
 
 def _load(tracker: LoadTracker) -> dict[str, Any]:
-    """A :class:`~plsnap.summary.LoadTracker` (folded; bucket numbers relative to the first one)."""
+    """A :class:`~plsnap.summary.LoadTracker` (folded), compactly: every string once in ``values`` and referred
+    to by position, bucket numbers relative to ``first``, series as flat ``[bucket, ms, bucket, ms, ...]``."""
     folded = tracker.copy_folded()
     indexes = [*folded.sampled, *folded.samples, *(folded.pending[:1] if folded.pending else ())]
     first = min(indexes, default=0)
+    table: dict[str, int] = {}
 
-    def series(buckets: Mapping[int, int]) -> list[list[int]]:
-        return [[index - first, value] for index, value in sorted(buckets.items())]
+    def ref(value: str) -> int:
+        return table.setdefault(value, len(table))
+
+    def series(buckets: Mapping[int, int]) -> list[int]:
+        return [x for index, value in sorted(buckets.items()) for x in (index - first, value)]
+
+    def per_key(pairs: Mapping[tuple[str, str], int]) -> list[list[int]]:
+        grouped: dict[int, list[int]] = {}
+        for (key, value), ms in pairs.items():
+            grouped.setdefault(ref(key), []).extend((ref(value), ms))
+        return [[key, *flat] for key, flat in grouped.items()]
 
     pending = folded.pending
     return {
@@ -418,23 +429,41 @@ def _load(tracker: LoadTracker) -> dict[str, Any]:
         "sampled": series(folded.sampled),
         "samples": series(folded.samples),
         "active": {
-            name: [[value, series(buckets)] for value, buckets in values.items()]
+            name: [[ref(value), *series(buckets)] for value, buckets in values.items()]
             for name, values in folded.active.items()
             if values
         },
-        "users": [[key, value, ms] for (key, value), ms in folded.users.items()],
-        "hosts": [[key, value, ms] for (key, value), ms in folded.group_hosts.items()],
+        "spread": {
+            name: [x for value, ms in totals.items() for x in (ref(value), ms)]
+            for name, totals in folded.spread.items()
+            if totals
+        },
+        "users": per_key(folded.users),
+        "hosts": per_key(folded.group_hosts),
         "servers": [[value, n] for value, n in folded.servers.items()],
         "sources": [[value, n] for value, n in folded.sources.items()],
         "peak": None if folded.peak is None else [us(folded.peak[0]), folded.peak[1]],
-        "pending": None if pending is None else [pending[0] - first, [[*k, n] for k, n in pending[1].items()]],
+        "pending": None
+        if pending is None
+        else [pending[0] - first, [[*map(ref, k), n] for k, n in pending[1].items()]],
+        "values": list(table),
     }
+
+
+def _pairs(flat: list[Any]) -> list[tuple[int, int]]:
+    """``[a, b, c, d, ...]`` as ``[(a, b), (c, d), ...]`` of non-negative integers."""
+    if len(flat) % 2:
+        raise CodecError("odd series")
+    numbers = [_int(x) for x in flat]
+    if any(x < 0 for x in numbers[1::2]):
+        raise CodecError("negative load")
+    return list(zip(numbers[::2], numbers[1::2], strict=True))
 
 
 def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | None) -> LoadTracker:
     """The tracker :func:`_load` stored, checked against the part it belongs to: every dimension splits the
     part's active milliseconds, the samples per bucket its samples, the pending counts its pending sample."""
-    from plsnap.summary import LOAD_DIMENSIONS, LoadTracker
+    from plsnap.summary import CHART_DIMENSIONS, LoadTracker
 
     obj = _dict(value)
     bucket = _int(obj["bucket"])
@@ -442,28 +471,34 @@ def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | Non
         raise CodecError("bad load bucket")
     tracker = LoadTracker(bucket)
     first = _int(obj["first"])
+    table = [_str(v) for v in _list(obj["values"])]
 
-    def unseries(raw: Any) -> dict[int, int]:
-        found: dict[int, int] = {}
-        for item in _list(raw):
-            index, amount = _list(item)
-            if _int(amount) < 0 or _int(index) in found:
-                raise CodecError("bad load series")
-            found[index + first] = amount
+    def unseries(flat: list[Any]) -> dict[int, int]:
+        found = {index + first: amount for index, amount in _pairs(flat)}
+        if len(found) * 2 != len(flat):
+            raise CodecError("a bucket twice in a series")
         return found
 
-    tracker.sampled, tracker.samples = unseries(obj["sampled"]), unseries(obj["samples"])
-    active = _dict(obj["active"])
-    for name, values in active.items():
-        if name not in LOAD_DIMENSIONS:
+    def totals(flat: list[Any]) -> dict[str, int]:
+        found = {_index(position, table): amount for position, amount in _pairs(flat)}
+        if len(found) * 2 != len(flat):
+            raise CodecError("a value twice")
+        return found
+
+    tracker.sampled, tracker.samples = unseries(_list(obj["sampled"])), unseries(_list(obj["samples"]))
+    for name, values in _dict(obj["active"]).items():
+        if name not in CHART_DIMENSIONS:
             raise CodecError("unknown load dimension")
-        tracker.active[name] = {_str(v): unseries(b) for v, b in (_list(item) for item in _list(values))}
+        tracker.active[name] = {_index(item[0], table): unseries(item[1:]) for item in map(_list, _list(values))}
+    for name, flat in _dict(obj["spread"]).items():
+        if name not in tracker.spread:
+            raise CodecError("unknown load dimension")
+        tracker.spread[name] = totals(_list(flat))
     for into, raw in ((tracker.users, obj["users"]), (tracker.group_hosts, obj["hosts"])):
-        for item in _list(raw):
-            key, other, ms = _list(item)
-            if _int(ms) < 0:
-                raise CodecError("negative load")
-            into[_str(key), _str(other)] = ms
+        for item in map(_list, _list(raw)):
+            key = _index(item[0], table)
+            for other, ms in totals(item[1:]).items():
+                into[key, other] = ms
     for into_counts, raw in ((tracker.servers, obj["servers"]), (tracker.sources, obj["sources"])):
         for item in _list(raw):
             name, count = _list(item)
@@ -472,18 +507,24 @@ def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | Non
     if peak is not None:
         ts, running = _list(peak)
         tracker.peak = (from_us(ts), _int(running))
-    raw_pending = obj["pending"]
-    if raw_pending is not None:
-        index, items = _list(raw_pending)
-        counts: dict[tuple[str, ...], int] = {}
-        for item in _list(items):
-            *values, count = _list(item)
-            if len(values) != len(LOAD_DIMENSIONS) or _int(count) < 1:
-                raise CodecError("bad pending load")
-            counts[tuple(_str(v) for v in values)] = count
-        tracker.pending = (_int(index) + first, counts)
+    tracker.pending = _unpending_load(obj["pending"], table, first)
     _check_load(tracker, lines, total_ms, pending)
     return tracker
+
+
+def _unpending_load(value: Any, table: list[str], first: int) -> tuple[int, dict[tuple[str, ...], int]] | None:
+    from plsnap.summary import LOAD_DIMENSIONS
+
+    if value is None:
+        return None
+    index, items = _list(value)
+    counts: dict[tuple[str, ...], int] = {}
+    for item in map(_list, _list(items)):
+        *values, count = item
+        if len(values) != len(LOAD_DIMENSIONS) or _int(count) < 1:
+            raise CodecError("bad pending load")
+        counts[tuple(_index(v, table) for v in values)] = count
+    return _int(index) + first, counts
 
 
 def _check_load(tracker: LoadTracker, lines: list[Line], total_ms: int, pending: Pending | None) -> None:
@@ -492,6 +533,9 @@ def _check_load(tracker: LoadTracker, lines: list[Line], total_ms: int, pending:
         raise CodecError("the load's samples do not match the part's")
     for name, values in tracker.active.items():
         if sum(sum(b.values()) for b in values.values()) != total_ms:
+            raise CodecError(f"the load by {name} does not add up to the part's active time")
+    for name, spread in tracker.spread.items():
+        if sum(spread.values()) != total_ms:
             raise CodecError(f"the load by {name} does not add up to the part's active time")
     if sum(tracker.users.values()) != total_ms or sum(tracker.group_hosts.values()) != total_ms:
         raise CodecError("the load per statement does not add up to the part's active time")

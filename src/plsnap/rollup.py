@@ -331,8 +331,10 @@ def encode_file(
     cache: dict[datetime, list[bytes]] | None = None,
 ) -> bytes:
     """The compressed rollup file, one zstd frame: the header line (which lists every other line's CRC), then
-    the hour's part (when given), then the slices; each part is one line of what every dimension shares and one
-    line per dimension, so that a reader decompresses and parses only what it uses. ``cache`` keeps each
+    the hour's part (when given), then the slices; each part is one line of what every dimension shares, one
+    line per dimension and one of its DB load, so that a reader decompresses and parses only what it uses. The
+    slices of a finished hour (``hour`` given) leave their DB load out: the hour's part holds it, and a report
+    that starts or ends inside a finished hour reads that edge's raw rows. ``cache`` keeps each
     slice's lines once encoded (the daemon rewrites the live hour's rollup as slices close)."""
     lines = _part_lines("hour", header.hour, hour, None) if hour is not None else []
     for start, part in slices:
@@ -341,7 +343,7 @@ def encode_file(
             encoded = _part_lines("slice", start, part, SLICE_CAP)
             if cache is not None:
                 cache[start] = encoded
-        lines += encoded
+        lines += encoded if hour is None else [line for line in encoded if not _is_load_row(line)]
     header = dataclasses.replace(header, crcs=tuple(zlib.crc32(line) for line in lines))
     content = b"\n".join([orjson.dumps(header.to_json()), *lines]) + b"\n"
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(content)
@@ -359,6 +361,12 @@ def _part_lines(kind: str, start: datetime, part: Partial, cap: int | None) -> l
 
 
 _ROW_PREFIX = re.compile(rb'^\{"part":"(hour|slice)","start":"([0-9T:.Z-]{24})","dim":"([a-z]*)","data":')
+
+
+def _is_load_row(line: bytes) -> bool:
+    """True for a part's DB-load row (a finished hour keeps it in its hour's part only)."""
+    match = _ROW_PREFIX.match(line)
+    return match is not None and match.group(3) == LOAD_ROW.encode()
 
 
 def decode_file(data: bytes) -> Rollup:

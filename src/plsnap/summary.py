@@ -27,9 +27,10 @@ BUCKET_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 1
 MAX_BUCKETS = 60
 #: Lock-wait episodes shown by ``window`` (``plsnap locks`` lists them all).
 TOP_BLOCKERS = 5
-#: What the DB-load series (:class:`Load`) are kept by: the report stacks its chart by the first four and lists
-#: top users, hosts and databases from the rest.
+#: What the DB load (:class:`Load`) is kept by: the report stacks its chart by :data:`CHART_DIMENSIONS` (kept
+#: per bucket) and lists top users, hosts and databases; hosts and databases are kept as totals only.
 LOAD_DIMENSIONS = ("state", "fingerprint", "user", "command", "host", "db")
+CHART_DIMENSIONS = ("state", "fingerprint", "user", "command")
 
 
 @dataclass(slots=True)
@@ -124,16 +125,18 @@ class Load:
     Buckets are numbered ``epoch seconds // bucket_seconds``. ``sampled`` holds per bucket the seconds its
     samples weigh (the weight of ``active_seconds``: the time to the next sample, capped at the sample's own
     interval), ``samples`` their number; ``active[dimension][value][bucket]`` the running sessions x that weight
-    (average active sessions = active / sampled). Per group key of the summary (``--by``): ``executions`` seen
-    (an execution crossing the boundary of two merged spans counts in both), the ``longest`` one (seconds),
-    its active seconds per ``users`` and ``hosts``. ``servers`` and ``sources`` count samples per
-    ``VERSION()`` and source; ``peak`` is the busiest sample (most running sessions, the earliest on a tie).
+    (average active sessions = active / sampled) for :data:`CHART_DIMENSIONS`, ``spread[dimension][value]`` the
+    same over the whole span for the others (hosts and databases). Per statement fingerprint: ``executions``
+    seen, the ``longest`` one (seconds), its active seconds per ``users`` and ``hosts``. ``servers`` and
+    ``sources`` count samples per ``VERSION()`` and source; ``peak`` is the busiest sample (most running sessions,
+    the earliest on a tie).
     """
 
     bucket_seconds: int
     sampled: dict[int, float] = field(default_factory=dict)
     samples: dict[int, int] = field(default_factory=dict)
     active: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)
     executions: dict[str, int] = field(default_factory=dict)
     longest: dict[str, float] = field(default_factory=dict)
     users: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -149,6 +152,8 @@ class Load:
 
     def totals(self, dimension: str) -> dict[str, float]:
         """Active seconds per value of ``dimension`` over the whole span."""
+        if dimension in self.spread:
+            return dict(self.spread[dimension])
         return {value: sum(buckets.values()) for value, buckets in self.active.get(dimension, {}).items()}
 
     def bucket_start(self, index: int) -> datetime:
@@ -165,6 +170,8 @@ class Load:
             mine = self.active.setdefault(dimension, {})
             for value, buckets in values.items():
                 _add(mine.setdefault(value, {}), buckets)
+        for dimension, totals in other.spread.items():
+            _add(self.spread.setdefault(dimension, {}), totals)
         _add(self.executions, other.executions)
         for key, seconds in other.longest.items():
             self.longest[key] = max(self.longest.get(key, 0.0), seconds)
@@ -195,6 +202,7 @@ class Load:
             sampled=coarser(self.sampled),
             samples=coarser(self.samples),
             active={d: {v: coarser(b) for v, b in values.items()} for d, values in self.active.items()},
+            spread={d: dict(totals) for d, totals in self.spread.items()},
             executions=dict(self.executions),
             longest=dict(self.longest),
             users={k: dict(v) for k, v in self.users.items()},
@@ -335,7 +343,8 @@ class LoadTracker:
         self.bucket: tuple[int, dict[tuple[str, ...], int]] | None = None
         self.sampled: dict[int, int] = {}
         self.samples: dict[int, int] = {}
-        self.active: dict[str, dict[str, dict[int, int]]] = {name: {} for name in LOAD_DIMENSIONS}
+        self.active: dict[str, dict[str, dict[int, int]]] = {name: {} for name in CHART_DIMENSIONS}
+        self.spread: dict[str, dict[str, int]] = {name: {} for name in LOAD_DIMENSIONS if name not in self.active}
         self.users: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.group_hosts: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.servers: dict[str, int] = {}
@@ -398,6 +407,10 @@ class LoadTracker:
             users[key, u] += ms
             hosts[key, h] += ms
         for name, totals in zip(LOAD_DIMENSIONS, sums, strict=True):
+            spread = self.spread.get(name)
+            if spread is not None:
+                _add(spread, totals)
+                continue
             into = self.active[name]
             for value, ms in totals.items():
                 buckets = into.setdefault(value, {})
@@ -416,6 +429,8 @@ class LoadTracker:
             mine = self.active.setdefault(name, {})
             for value, buckets in values.items():
                 _add(mine.setdefault(value, {}), buckets)
+        for name, totals in theirs.spread.items():
+            _add(self.spread.setdefault(name, {}), totals)
         _add(self.users, theirs.users)
         _add(self.group_hosts, theirs.group_hosts)
         _add(self.servers, theirs.servers)
@@ -431,6 +446,7 @@ class LoadTracker:
         copy.bucket = None if self.bucket is None else (self.bucket[0], dict(self.bucket[1]))
         copy.sampled, copy.samples = dict(self.sampled), dict(self.samples)
         copy.active = {name: {v: dict(b) for v, b in values.items()} for name, values in self.active.items()}
+        copy.spread = {name: dict(totals) for name, totals in self.spread.items()}
         copy.users, copy.group_hosts = defaultdict(int, self.users), defaultdict(int, self.group_hosts)
         copy.servers, copy.sources, copy.peak = dict(self.servers), dict(self.sources), self.peak
         copy.pending = None if self.pending is None else (self.pending[0], dict(self.pending[1]))
@@ -460,6 +476,9 @@ class LoadTracker:
             name: {value: {i: ms / 1000 for i, ms in buckets.items()} for value, buckets in values.items()}
             for name, values in folded.active.items()
             if values
+        }
+        load.spread = {
+            name: {value: ms / 1000 for value, ms in totals.items()} for name, totals in folded.spread.items() if totals
         }
         for (key, value), ms in folded.users.items():
             load.users.setdefault(key, {})[value] = ms / 1000

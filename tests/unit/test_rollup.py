@@ -488,8 +488,8 @@ def test_the_report_reads_its_load_from_the_rollups(tmp_path: Path) -> None:
     lines = lines_for(7.5, seed=5)
     write(root, lines)
     reindex(root, now=lines[-1].ts + timedelta(hours=2))
-    start = lines[0].ts.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=7, seconds=3)
-    end = start + timedelta(hours=6, minutes=50)
+    start = lines[0].ts.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=50, seconds=3)
+    end = start + timedelta(hours=6, minutes=15)
     inside = sum(1 for line in lines if start <= line.ts < end)
     pages = []
     for use in (True, False):
@@ -517,19 +517,24 @@ def _count_reads(reader: ArchiveReader) -> list[Snapshot]:
 
 
 def _set_load(data: dict[str, Any], change: str) -> None:
+    """Change one value of a stored load (see docs/archive-format.md, the load line)."""
     if change == "active":
-        data["active"]["state"][0][1][0][1] += 1000
+        data["active"]["state"][0][2] += 1000
+    elif change == "spread":
+        data["spread"]["host"][1] += 1
     elif change == "peak":
         data["peak"][1] += 1
     elif change == "samples":
-        data["samples"][0][1] += 1
+        data["samples"][1] += 1
     elif change == "users":
         data["users"][0][2] = -1
+    elif change == "reference":
+        data["users"][0][0] = len(data["values"])
     elif change == "shape":
-        data["sampled"] = {"0": 1}
+        data["sampled"] = data["sampled"][:-1]
 
 
-@pytest.mark.parametrize("change", ["active", "peak", "samples", "users", "shape"])
+@pytest.mark.parametrize("change", ["active", "spread", "peak", "samples", "users", "reference", "shape"])
 def test_a_load_row_that_does_not_match_its_part_is_ignored(archive, tmp_path: Path, change: str) -> None:
     """The hour's DB-load row rewritten (CRCs recomputed) so that it no longer matches its part: the rollup is
     ignored with one warning, and the report's load is the raw rows'."""
