@@ -226,25 +226,27 @@ class PartialBuilder:
         groups = partial.groups
         plan = [(key_of, groups[dim], counts[dim]) for dim, key_of in self.key_of]
         ts = snapshot.ts
+        load = partial.load
         for session in snapshot.sessions or ():
             if not is_active(session.command, session.info):
                 continue
             running += 1
             sid = session.id
+            first = None
             for key_of, by_key, found in plan:
                 key = key_of(session)
+                if first is None:
+                    first = key
                 group = by_key.get(key)
                 if group is None:
                     group = by_key[key] = GroupState(example=session.info, example_at=(ts, sid))
                 group.samples += 1
                 group.sessions.add(sid)
                 found[key] = found.get(key, 0) + 1
-        if partial.load is not None:
-            first = self.key_of[0][1]
-            for session in snapshot.sessions or ():
-                if is_active(session.command, session.info):
-                    partial.load.see(session, first(session))
-            partial.load.sample(snapshot, running)
+            if load is not None:
+                load.see(session, first)
+        if load is not None:
+            load.sample(snapshot, running)
         lines.append(Line(snapshot.ts, SAMPLE, snapshot.interval_s, running, snapshot.visibility == "own"))
         partial.pending = Pending(snapshot.ts, interval_ms(snapshot.interval_s), counts, running)
         self.stitch.feed(snapshot)
