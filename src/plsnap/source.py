@@ -126,6 +126,9 @@ REPLICATION = {
     "slave": f"SHOW {TAG} SLAVE STATUS",
 }
 INNODB_STATUS = f"SHOW {TAG} ENGINE INNODB STATUS"
+#: Seconds before a server that had no replication channel is asked for them again (a replica set up later
+#: shows within it).
+REPLICATION_RECHECK_S = 300.0
 #: The counters query, built from ``[capture] status`` (names are letters, digits and _ only).
 _STATUS_QUERY = re.compile(rf"^SHOW {re.escape(TAG)} GLOBAL STATUS WHERE Variable_name IN \('\w+'(?:, '\w+')*\)$")
 #: ``IS_USED_LOCK`` for the user locks waited for in a sample (names passed as hex literals).
@@ -394,6 +397,7 @@ class Source:
         self._replication: list[dict[str, Any]] = []
         self.status_error: str | None = None
         self.replication_error: str | None = None
+        self._no_channels_until = 0.0
         self.mdl_error: str | None = None
         self.row_error: str | None = None
         self._interval = config.capture.interval
@@ -411,6 +415,7 @@ class Source:
         """Open the connection, probe the server and the account, set the statement timeout; SourceError on
         failure (the message never holds a password)."""
         self.close_connection()
+        self._no_channels_until = 0.0
         params = connect_params(self.config, self._password)
         conn = self._connector(params)
         self._conn = conn
@@ -715,9 +720,11 @@ class Source:
             self._deadline.disarm()
 
     def _replica_status(self) -> list[dict[str, Any]]:
-        """Replication lag per channel when this server is a replica and the account may see it."""
+        """Replication lag per channel when this server is a replica and the account may see it. A server that
+        showed no channel is asked again only after :data:`REPLICATION_RECHECK_S` (and on every new connection):
+        the statement costs the client more than the counters on a server that is no replica."""
         assert self._conn is not None and self.info is not None
-        if self.replication_error is not None:
+        if self.replication_error is not None or time.monotonic() < self._no_channels_until:
             return []
         if self.info.flavour == "MariaDB":
             query = REPLICATION["mariadb"]
@@ -742,6 +749,7 @@ class Source:
                     "sql_running": _decode(values.get("replica_sql_running", values.get("slave_sql_running"))),
                 }
             )
+        self._no_channels_until = 0.0 if channels else time.monotonic() + REPLICATION_RECHECK_S
         return channels
 
     def innodb_status(self) -> str | None:

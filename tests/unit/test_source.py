@@ -332,3 +332,43 @@ def test_missing_socket_is_a_gap_naming_the_socket(tmp_path: Path) -> None:
         source.close()
     assert snapshot.is_gap
     assert snapshot.error == f"connect to socket {missing} failed: no such file or directory"
+
+
+def test_a_server_without_replication_channels_is_asked_again_only_after_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No channel: SHOW REPLICA STATUS once per connection until REPLICATION_RECHECK_S has passed (a new
+    connection asks again, it may be another server); a replica is asked on every sample."""
+    import plsnap.source
+
+    plain = mysql80(status={"Uptime": 9, "Questions": 5})
+    source = Source(config(tmp_path), "pw", connector=plain.connector())
+    try:
+        for _ in range(3):
+            assert "replication" not in source.sample().extra
+        assert len(queries_matching(plain, "REPLICA STATUS")) == 1
+        monkeypatch.setattr(plsnap.source, "REPLICATION_RECHECK_S", 0.0)
+        source.sample()
+        assert len(queries_matching(plain, "REPLICA STATUS")) == 1, "still inside the 300 s set before"
+        source.close_connection()
+        source.sample()
+        assert len(queries_matching(plain, "REPLICA STATUS")) == 2, "a new connection asks again"
+        source.sample()
+        assert len(queries_matching(plain, "REPLICA STATUS")) == 3, "the recheck time has passed"
+    finally:
+        source.close()
+    channel = {
+        "Channel_Name": "",
+        "Seconds_Behind_Source": 3,
+        "Replica_IO_Running": "Yes",
+        "Replica_SQL_Running": "Yes",
+    }
+    replica = mysql80(status={"Uptime": 9}, replicas=[channel])
+    monkeypatch.setattr(plsnap.source, "REPLICATION_RECHECK_S", 300.0)
+    source = Source(config(tmp_path), "pw", connector=replica.connector())
+    try:
+        lags = [source.sample().extra["replication"][0]["lag_s"] for _ in range(3)]
+    finally:
+        source.close()
+    assert lags == [3.0, 3.0, 3.0]
+    assert len(queries_matching(replica, "REPLICA STATUS")) == 3
