@@ -20,7 +20,20 @@ from typing import TYPE_CHECKING, Any
 from plsnap.counters import Cell, CounterPart, CounterSummary, Range, RateRange
 from plsnap.locks import BlockerIdentity, Episode, EpisodePart
 from plsnap.model import Session, Snapshot
-from plsnap.partial import DIMENSIONS, GAP, MARKER, SAMPLE, GroupState, Line, Partial, Pending, execution_group
+from plsnap.partial import (
+    DIMENSIONS,
+    GAP,
+    LOAD_BUCKET,
+    MARKER,
+    SAMPLE,
+    GroupState,
+    Line,
+    Partial,
+    Pending,
+    execution_group,
+    interval_ms,
+    ms_of,
+)
 from plsnap.replay import Execution, StitchPart
 from plsnap.textref import TextRef, text_key
 
@@ -467,11 +480,13 @@ def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | Non
 
     obj = _dict(value)
     bucket = _int(obj["bucket"])
-    if bucket < 1:
-        raise CodecError("bad load bucket")
+    if bucket != LOAD_BUCKET:
+        raise CodecError("another load bucket")
     tracker = LoadTracker(bucket)
     first = _int(obj["first"])
     table = [_str(v) for v in _list(obj["values"])]
+    if len(set(table)) != len(table):
+        raise CodecError("a string twice in the load's table")
 
     def unseries(flat: list[Any]) -> dict[int, int]:
         found = {index + first: amount for index, amount in _pairs(flat)}
@@ -489,20 +504,23 @@ def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | Non
     for name, values in _dict(obj["active"]).items():
         if name not in CHART_DIMENSIONS:
             raise CodecError("unknown load dimension")
-        tracker.active[name] = {_index(item[0], table): unseries(item[1:]) for item in map(_list, _list(values))}
+        items = [_list(item) for item in _list(values)]
+        tracker.active[name] = {_index(item[0], table): unseries(item[1:]) for item in items}
+        if len(tracker.active[name]) != len(items):
+            raise CodecError("a value twice in the load")
     for name, flat in _dict(obj["spread"]).items():
         if name not in tracker.spread:
             raise CodecError("unknown load dimension")
         tracker.spread[name] = totals(_list(flat))
     for into, raw in ((tracker.users, obj["users"]), (tracker.group_hosts, obj["hosts"])):
-        for item in map(_list, _list(raw)):
-            key = _index(item[0], table)
-            for other, ms in totals(item[1:]).items():
+        rows = [_list(item) for item in _list(raw)]
+        if len({_index(row[0], table) for row in rows}) != len(rows):
+            raise CodecError("a statement twice in the load")
+        for row in rows:
+            key = _index(row[0], table)
+            for other, ms in totals(row[1:]).items():
                 into[key, other] = ms
-    for into_counts, raw in ((tracker.servers, obj["servers"]), (tracker.sources, obj["sources"])):
-        for item in _list(raw):
-            name, count = _list(item)
-            into_counts[_str(name)] = _int(count)
+    tracker.servers, tracker.sources = _named_counts(obj["servers"]), _named_counts(obj["sources"])
     peak = obj["peak"]
     if peak is not None:
         ts, running = _list(peak)
@@ -510,6 +528,16 @@ def _unload(value: Any, lines: list[Line], total_ms: int, pending: Pending | Non
     tracker.pending = _unpending_load(obj["pending"], table, first)
     _check_load(tracker, lines, total_ms, pending)
     return tracker
+
+
+def _named_counts(value: Any) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for item in _list(value):
+        name, count = _list(item)
+        if _str(name) in found:
+            raise CodecError("a server or source twice in the load")
+        found[name] = _int(count)
+    return found
 
 
 def _unpending_load(value: Any, table: list[str], first: int) -> tuple[int, dict[tuple[str, ...], int]] | None:
@@ -521,16 +549,47 @@ def _unpending_load(value: Any, table: list[str], first: int) -> tuple[int, dict
     counts: dict[tuple[str, ...], int] = {}
     for item in map(_list, _list(items)):
         *values, count = item
-        if len(values) != len(LOAD_DIMENSIONS) or _int(count) < 1:
+        key = tuple(_index(v, table) for v in values)
+        if len(values) != len(LOAD_DIMENSIONS) or _int(count) < 1 or key in counts:
             raise CodecError("bad pending load")
-        counts[tuple(_index(v, table) for v in values)] = count
+        counts[key] = count
     return _int(index) + first, counts
 
 
+def _timeline_load(
+    samples: list[Line], bucket: int
+) -> tuple[dict[int, int], dict[int, int], tuple[datetime, int] | None]:
+    """Per bucket the samples and their weights (ms, to the next sample at most the interval; the last one is
+    pending), and the busiest sample (the earliest on a tie), as :class:`~plsnap.summary.LoadTracker` keeps them."""
+    counts: dict[int, int] = {}
+    weights: dict[int, int] = {}
+    peak: tuple[datetime, int] | None = None
+    for position, line in enumerate(samples):
+        index = int(line.ts.timestamp() // bucket)
+        counts[index] = counts.get(index, 0) + 1
+        if peak is None or line.running > peak[1]:
+            peak = (line.ts, line.running)
+        if position + 1 < len(samples):
+            span = max(0, ms_of(samples[position + 1].ts) - ms_of(line.ts))
+            cap = interval_ms(line.interval)
+            weights[index] = weights.get(index, 0) + (min(cap, span) if cap else span)
+    return counts, weights, peak
+
+
 def _check_load(tracker: LoadTracker, lines: list[Line], total_ms: int, pending: Pending | None) -> None:
+    """What the part's own timeline fixes is recomputed and must match: samples, their weights and the busiest
+    sample per bucket, the pending sample's bucket; what it does not (the splits by value) must add up to the
+    part's active milliseconds."""
     samples = [line for line in lines if line.kind == SAMPLE]
-    if sum(tracker.samples.values()) != len(samples) or sum(tracker.servers.values()) != len(samples):
+    bucket = tracker.bucket_seconds
+    counts, weights, peak = _timeline_load(samples, bucket)
+    if tracker.samples != counts or {i: w for i, w in tracker.sampled.items() if w or i in weights} != weights:
         raise CodecError("the load's samples do not match the part's")
+    if tracker.peak != peak:
+        raise CodecError("the load's peak does not match the part's samples")
+    for named in (tracker.servers, tracker.sources):
+        if any(n < 1 for n in named.values()) or sum(named.values()) != len(samples):
+            raise CodecError("the load's samples per server or source do not match the part's")
     for name, values in tracker.active.items():
         if sum(sum(b.values()) for b in values.values()) != total_ms:
             raise CodecError(f"the load by {name} does not add up to the part's active time")
@@ -539,12 +598,12 @@ def _check_load(tracker: LoadTracker, lines: list[Line], total_ms: int, pending:
             raise CodecError(f"the load by {name} does not add up to the part's active time")
     if sum(tracker.users.values()) != total_ms or sum(tracker.group_hosts.values()) != total_ms:
         raise CodecError("the load per statement does not add up to the part's active time")
-    waiting = sum(tracker.pending[1].values()) if tracker.pending is not None else 0
-    if waiting != (pending.running if pending is not None else 0):
+    if (tracker.pending is None) != (pending is None):
         raise CodecError("the load's pending sample does not match the part's")
-    peak = max((line.running for line in samples), default=None)
-    if (tracker.peak[1] if tracker.peak is not None else None) != peak:
-        raise CodecError("the load's peak does not match the part's samples")
+    if tracker.pending is not None and pending is not None:
+        index, waiting = tracker.pending
+        if index != int(pending.ts.timestamp() // bucket) or sum(waiting.values()) != pending.running:
+            raise CodecError("the load's pending sample does not match the part's")
 
 
 def _untally(value: Any, ended_count: int) -> dict[str, tuple[int, float]] | None:
@@ -553,7 +612,7 @@ def _untally(value: Any, ended_count: int) -> dict[str, tuple[int, float]] | Non
     tally: dict[str, tuple[int, float]] = {}
     for item in _list(value):
         key, count, longest = _list(item)
-        if _int(count) < 1 or _num(longest) < 0:
+        if _int(count) < 1 or _num(longest) < 0 or _str(key) in tally:
             raise CodecError("bad executions' tally")
         tally[_str(key)] = (count, float(longest))
     if sum(count for count, _ in tally.values()) != ended_count:

@@ -201,7 +201,7 @@ def window_part(
         reader.report(f"{reader.instance_dir}: a rollup could not be read ({exc}); read the raw rows instead")
         return raw(start, end)
     joined = join(parts, (by,), cap=top, cell_seconds=cell, load=LoadTracker(bucket) if load_buckets else None)
-    if not joined.stitch.complete_for(top) or (load_buckets and joined.load is None):
+    if not joined.stitch.complete_for(top) or (load_buckets and (joined.load is None or joined.stitch.tally is None)):
         return raw(start, end)
     return joined
 

@@ -272,7 +272,7 @@ def merge_stitch(left: StitchPart, right: StitchPart, *, key: Callable[[Executio
     good sample continues or ends ``left``'s open executions. Neither input is modified. The tallies are kept
     when both parts have one (``key`` gives the group of an execution that ends at the seam)."""
     if left.first_ts is None:
-        return right
+        return left if right.first_ts is None and right.tally is None else right
     if right.first_ts is None:
         return left
     tally = _merge_tallies(left.tally, right.tally) if key is not None else None

@@ -416,6 +416,7 @@ class Source:
         failure (the message never holds a password)."""
         self.close_connection()
         self._no_channels_until = 0.0
+        self.status_error = self.replication_error = None
         params = connect_params(self.config, self._password)
         conn = self._connector(params)
         self._conn = conn

@@ -21,7 +21,7 @@ from pytest import approx
 from plsnap.fingerprint import fingerprint
 from plsnap.locks import episodes
 from plsnap.model import Session, Snapshot
-from plsnap.partial import DIMENSIONS, LOAD_BUCKET, build, join
+from plsnap.partial import DIMENSIONS, LOAD_BUCKET, Partial, build, join
 from plsnap.partial_codec import decode, encode
 from plsnap.query import resolve_texts, texts_in
 from plsnap.render import episode_json, window_json
@@ -275,3 +275,13 @@ def test_a_join_with_a_part_without_load_keeps_none() -> None:
         build(lines[15:], DIMENSIONS, load=LoadTracker(LOAD_BUCKET)),
     ]
     assert join(both, DIMENSIONS, load=LoadTracker(LOAD_BUCKET)).load is not None
+
+
+def test_a_join_of_parts_without_samples_keeps_the_load_and_its_tally() -> None:
+    """An empty covered slice (no line) joined alone or after another empty part leaves the load and the
+    executions' tally in place, so a report of a window that holds only gaps has a load, as from raw rows."""
+    empty = Partial(("fingerprint",), groups={"fingerprint": {}})
+    joined = join([empty, empty], ("fingerprint",), load=LoadTracker(LOAD_BUCKET))
+    assert joined.load is not None and joined.stitch.tally == {}
+    summary = finish(joined, T0, T0 + timedelta(hours=6), by="fingerprint", top=5, load_bucket=LOAD_BUCKET)
+    assert summary.load is not None and summary.load.executions == {}

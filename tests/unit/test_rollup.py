@@ -532,9 +532,29 @@ def _set_load(data: dict[str, Any], change: str) -> None:
         data["users"][0][0] = len(data["values"])
     elif change == "shape":
         data["sampled"] = data["sampled"][:-1]
+    elif change == "bucket":
+        data["bucket"] = 30
+    elif change == "sampled":
+        data["sampled"][1] = 10**12
+    elif change == "shifted":
+        data["first"] += 1
+    elif change == "sources":
+        data["sources"] = [*data["sources"], ["elsewhere", -1], ["again", 1]]
+    elif change == "peak-ts":
+        data["peak"][0] += 1000
+    elif change == "pending-none":
+        data["pending"] = None
+    elif change == "duplicate":
+        data["active"]["state"].append(list(data["active"]["state"][0]))
+    elif change == "table":
+        data["values"].append(data["values"][0])
 
 
-@pytest.mark.parametrize("change", ["active", "spread", "peak", "samples", "users", "reference", "shape"])
+@pytest.mark.parametrize(
+    "change",
+    ["active", "spread", "peak", "samples", "users", "reference", "shape", "bucket", "sampled", "shifted",
+     "sources", "peak-ts", "pending-none", "duplicate", "table"],
+)  # fmt: skip
 def test_a_load_row_that_does_not_match_its_part_is_ignored(archive, tmp_path: Path, change: str) -> None:
     """The hour's DB-load row rewritten (CRCs recomputed) so that it no longer matches its part: the rollup is
     ignored with one warning, and the report's load is the raw rows'."""

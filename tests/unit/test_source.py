@@ -319,6 +319,14 @@ def test_counters_can_be_chosen_and_refused_politely(tmp_path: Path) -> None:
     assert "replication" not in second.extra
     assert len(queries_matching(server, "REPLICA STATUS")) == 1
     assert source.replication_error is not None and "1227" in source.replication_error
+    source = Source(config(tmp_path, capture={"status": ["Questions"]}), "pw", connector=server.connector())
+    try:
+        source.sample()
+        source.close_connection()
+        source.sample()
+    finally:
+        source.close()
+    assert len(queries_matching(server, "REPLICA STATUS")) == 3, "a new connection (maybe another server) asks again"
 
 
 def test_missing_socket_is_a_gap_naming_the_socket(tmp_path: Path) -> None:
