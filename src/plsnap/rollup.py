@@ -537,6 +537,11 @@ class Rollups:
         self._found: dict[Path, Rollup | None] = {}
         self.stale: list[tuple[Partition, str]] = []
         self._told_outdated = False
+        if cache is not None and not (cache / reader.instance).is_dir():
+            reader.report(
+                f"--cache {cache}: no rollups for instance {reader.instance!r} there ({cache / reader.instance} is "
+                "not a directory; `plsnap reindex --cache DIR` makes it); using only the rollups beside the archive"
+            )
 
     def get(self, partition: Partition) -> Rollup | None:
         """The partition's valid rollup, or None."""

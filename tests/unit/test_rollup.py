@@ -608,3 +608,10 @@ def test_rollups_of_another_plsnap_version_are_one_warning_and_reindex_rebuilds_
     assert [d.action for d in rebuilt] == ["built"] * len(partitions)
     problems, stale = answers(copy, partitions[0].start, partitions[-1].end)
     assert not problems and not stale
+
+
+def test_a_cache_directory_that_holds_no_rollups_for_the_instance_is_said_once(archive, tmp_path: Path) -> None:
+    """A mistyped --cache DIR is one warning (a window that is only slower would hide it), never an error."""
+    root, lines = archive
+    problems, _ = answers(root, lines[0].ts, lines[-1].ts, cache=tmp_path / "typo")
+    assert len(problems) == 1 and "--cache" in problems[0] and "no rollups for instance" in problems[0], problems
