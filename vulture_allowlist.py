@@ -11,4 +11,3 @@ config.documented_keys  # the example config is checked against it
 metrics._QuietHandler.log_message  # overrides the access log of wsgiref
 replay.AtResult.in_gap  # public API
 locks.episodes  # public API: the episodes of a sequence of samples
-summary.Load.merge  # public API: per-hour rollups add Loads of disjoint spans (tests/unit/test_summary.py)

@@ -118,9 +118,9 @@ def choose_bucket(window_seconds: float, interval: float | None, max_buckets: in
 
 @dataclass(slots=True)
 class Load:
-    """DB load over time (the report's charts), kept as plain sums keyed by value so that two of them with the
-    same ``bucket_seconds`` over disjoint spans merge by adding (:meth:`merge`), and a fine one re-buckets into
-    a coarser one (:meth:`rebucket`).
+    """DB load over time (the report's charts) in seconds, as :meth:`LoadTracker.finish` gives it: plain sums
+    keyed by value (spans join as trackers, in integer milliseconds), re-bucketed into coarser buckets by
+    :meth:`rebucket`.
 
     Buckets are numbered ``epoch seconds // bucket_seconds``. ``sampled`` holds per bucket the seconds its
     samples weigh (the weight of ``active_seconds``: the time to the next sample, capped at the sample's own
@@ -160,31 +160,6 @@ class Load:
         """The start of bucket ``index`` (UTC)."""
         return datetime.fromtimestamp(index * self.bucket_seconds, UTC)
 
-    def merge(self, other: Load) -> None:
-        """Add ``other`` (same bucket size, a disjoint span) into this one."""
-        if other.bucket_seconds != self.bucket_seconds:
-            raise ValueError(f"cannot merge {other.bucket_seconds}s buckets into {self.bucket_seconds}s buckets")
-        _add(self.sampled, other.sampled)
-        _add(self.samples, other.samples)
-        for dimension, values in other.active.items():
-            mine = self.active.setdefault(dimension, {})
-            for value, buckets in values.items():
-                _add(mine.setdefault(value, {}), buckets)
-        for dimension, totals in other.spread.items():
-            _add(self.spread.setdefault(dimension, {}), totals)
-        _add(self.executions, other.executions)
-        for key, seconds in other.longest.items():
-            self.longest[key] = max(self.longest.get(key, 0.0), seconds)
-        for own, theirs in ((self.users, other.users), (self.hosts, other.hosts)):
-            for key, counts in theirs.items():
-                _add(own.setdefault(key, {}), counts)
-        _add(self.servers, other.servers)
-        _add(self.sources, other.sources)
-        if other.peak is not None and (
-            self.peak is None or (-other.peak[1], other.peak[0]) < (-self.peak[1], self.peak[0])
-        ):
-            self.peak = other.peak
-
     def rebucket(self, seconds: int) -> Load:
         """The same load in buckets of ``seconds`` (a multiple of ``bucket_seconds``)."""
         if seconds % self.bucket_seconds:
@@ -192,10 +167,7 @@ class Load:
         ratio = seconds // self.bucket_seconds
 
         def coarser(buckets: Mapping[int, Any]) -> dict[int, Any]:
-            out: dict[int, Any] = {}
-            for index, value in buckets.items():
-                out[index // ratio] = out.get(index // ratio, 0) + value
-            return out
+            return _coarser(buckets, ratio)
 
         return Load(
             seconds,
@@ -471,7 +443,7 @@ class LoadTracker:
             folded.sampled, folded.active = _coarser_ms(folded, fine)
             load.bucket_seconds = fine
             load.sampled = {i: ms / 1000 for i, ms in folded.sampled.items()}
-            load.samples = _rebucket_ints(folded.samples, fine // self.bucket_seconds)
+            load.samples = _coarser(folded.samples, fine // self.bucket_seconds)
         load.active = {
             name: {value: {i: ms / 1000 for i, ms in buckets.items()} for value, buckets in values.items()}
             for name, values in folded.active.items()
@@ -490,8 +462,9 @@ class LoadTracker:
         return load
 
 
-def _rebucket_ints(buckets: Mapping[int, int], ratio: int) -> dict[int, int]:
-    out: dict[int, int] = {}
+def _coarser(buckets: Mapping[int, Any], ratio: int) -> dict[int, Any]:
+    """``buckets`` summed into buckets ``ratio`` times as long."""
+    out: dict[int, Any] = {}
     for index, value in buckets.items():
         out[index // ratio] = out.get(index // ratio, 0) + value
     return out
@@ -502,10 +475,10 @@ def _coarser_ms(tracker: LoadTracker, fine: int) -> tuple[dict[int, int], dict[s
         raise ValueError(f"{fine}s is not a multiple of {tracker.bucket_seconds}s")
     ratio = fine // tracker.bucket_seconds
     active = {
-        name: {value: _rebucket_ints(buckets, ratio) for value, buckets in values.items()}
+        name: {value: _coarser(buckets, ratio) for value, buckets in values.items()}
         for name, values in tracker.active.items()
     }
-    return _rebucket_ints(tracker.sampled, ratio), active
+    return _coarser(tracker.sampled, ratio), active
 
 
 class _Timeline:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from plsnap.summary import choose_bucket, summarize
+from plsnap.partial import build, join
+from plsnap.summary import LoadTracker, choose_bucket, finish, summarize
 from tests.synth import at, gap, idle, running, session, snap
 
 SLOW = "SELECT * FROM orders WHERE customer_id = 42"
@@ -193,27 +196,22 @@ def test_load_buckets_are_never_finer_than_the_interval() -> None:
     assert set(load.samples.values()) == {2}
 
 
-def test_load_of_two_halves_merges_into_the_load_of_the_whole() -> None:
-    """The Load of [0, 30m) merged with that of [30m, 60m) is the Load of [0, 60m): plain sums keyed by value,
-    as per-hour rollups need (executions crossing the split would count twice; none does here)."""
+def test_load_of_two_halves_joins_into_the_load_of_the_whole() -> None:
+    """The parts of [0, 30m) and [30m, 60m), each with its LoadTracker, joined: the Load of [0, 60m), exactly
+    (integer milliseconds), the sample at the seam weighed by the second half's first sample."""
     data = steady(0, 3600)
     whole = summarize(data, at(0), at(3600), load_buckets=360).load
-    first = summarize(data, at(0), at(1800), load_buckets=360).load
-    second = summarize(data, at(1800), at(3600), load_buckets=360).load
-    assert whole is not None and first is not None and second is not None
-    assert first.bucket_seconds == second.bucket_seconds == 10
-    first = first.rebucket(whole.bucket_seconds)
-    first.merge(second.rebucket(whole.bucket_seconds))
-    assert first.sampled == pytest.approx(whole.sampled)
-    assert first.samples == whole.samples
-    assert {d: {v: pytest.approx(b) for v, b in values.items()} for d, values in first.active.items()} == whole.active
-    assert (first.servers, first.sources, first.peak) == (whole.servers, whole.sources, whole.peak)
-    for mine, theirs in ((first.users, whole.users), (first.hosts, whole.hosts)):
-        assert {k: pytest.approx(v) for k, v in mine.items()} == theirs
+    assert whole is not None and whole.bucket_seconds == 10
+    halves = [[s for s in data if low <= s.ts < high] for low, high in ((at(0), at(1800)), (at(1800), at(3600)))]
+    parts = [build(half, ("fingerprint",), cap=10, load=LoadTracker(10)) for half in halves]
+    joined = join(parts, ("fingerprint",), cap=10, load=LoadTracker(10))
+    load = finish(joined, at(0), at(3600), by="fingerprint", top=10).load
+    assert load is not None
+    assert dataclasses.asdict(load) == dataclasses.asdict(whole)
     assert whole.servers == {"10.11.19-MariaDB": 180, "10.11.20-MariaDB": 180}
     assert whole.totals("host") == {"10.0.0.1": pytest.approx(3600.0), "10.0.0.2": pytest.approx(1800.0)}
     with pytest.raises(ValueError, match="cannot merge"):
-        first.merge(summarize(data, at(0), at(60), load_buckets=360).load.rebucket(20))  # type: ignore[union-attr]
+        LoadTracker(10).merge(LoadTracker(20))
 
 
 def test_rebucket_keeps_every_total_and_refuses_a_size_that_does_not_divide() -> None:
