@@ -3,7 +3,8 @@
 The load is the synthetic history of :mod:`benchmarks.synth_archive` (300 sessions, about 78% idle, 50 query
 templates, ``Time`` drifting, connections coming and going, a few gap lines), stored
 
-- by plsnap: hourly partitions, one streaming zstd frame (level 3) per partition, rows with the MariaDB
+- by plsnap: hourly partitions of 5-minute zstd frames (written at level 3, each closed hour compacted at
+  ``[archive] compact_level``), rows with the MariaDB
   ``information_schema`` columns plsnap records by default (``time_ms``, ``memory_used``, ...); also re-encoded
   with only the ``SHOW FULL PROCESSLIST`` columns (what ``source = "show"`` stores) for one hour;
 - by the seed loop: one gzip file per sample of ``mysql -e`` text (fewer columns: no ``time_ms``), counted by

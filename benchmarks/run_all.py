@@ -1,16 +1,18 @@
 """Every benchmark scenario, then ONE table of plsnap against its peers with ratios (``make bench``).
 
 Scenarios (one module each, see their docstrings): 1 capture cost and one triggered burst (``bench_capture``,
-about 8 minutes: three processlists, two modes, 7 rounds, a 60 s burst), 2 storage
-(``bench_storage``), 3 replay latency (``bench_replay``), 4 window summary over rollups and raw rows
-(``bench_window``), 6 the rollup keeper's CPU per sample and its bytes (``bench_rollup``), 5 daemon footprint
-(``bench_daemon``). The synthetic 7-day archive of scenarios 2-4 is generated once by ``synth_archive`` and cached
-(``$PLSNAP_BENCH_CACHE``, default /tmp/plsnap-bench-cache).
+about 8 minutes: three processlists, two modes, 7 rounds, a 60 s burst), 2 storage (``bench_storage``), 2b
+storage of a live server before and after compaction (``bench_storage_live``: sysbench plus an idle pool
+sampled every 5 s for ``--live-minutes``, default 15), 3 replay latency (``bench_replay``), 4 window summary
+over rollups and raw rows (``bench_window``), 6 the rollup keeper's CPU per sample and its bytes
+(``bench_rollup``), 5 daemon footprint (``bench_daemon``). The synthetic 7-day archive of scenarios 2-4 is
+generated once by ``synth_archive`` and cached (``$PLSNAP_BENCH_CACHE``, default /tmp/plsnap-bench-cache).
 
 Usage::
 
-    .venv/bin/python benchmarks/run_all.py [--only capture,storage,replay,window,rollup,daemon]
-                                           [--daemon-samples 2000] [--markdown FILE] [--json FILE]
+    .venv/bin/python benchmarks/run_all.py [--only capture,storage,storage-live,replay,window,rollup,daemon]
+                                           [--daemon-samples 2000] [--live-minutes 15]
+                                           [--markdown FILE] [--json FILE]
 
 The machine is shared and noisy: trust the ratios taken within one run more than the absolute figures.
 """
@@ -37,12 +39,13 @@ from benchmarks import (  # noqa: E402
     bench_replay,
     bench_rollup,
     bench_storage,
+    bench_storage_live,
     bench_window,
 )
 from benchmarks.common import Results, render_table  # noqa: E402
 from benchmarks.synth_archive import Spec, generate  # noqa: E402
 
-SCENARIOS = ("capture", "storage", "replay", "window", "rollup", "daemon")
+SCENARIOS = ("capture", "storage", "storage-live", "replay", "window", "rollup", "daemon")
 
 
 def _first_line(argv: list[str]) -> str:
@@ -88,6 +91,9 @@ def main() -> int:
         default=bench_daemon.DEFAULT_SAMPLES,
         help=f"samples for the daemon footprint (default {bench_daemon.DEFAULT_SAMPLES}; 10000 = 33 min)",
     )
+    parser.add_argument(
+        "--live-minutes", type=float, default=15.0, help="minutes of live sampling for storage-live (default 15)"
+    )
     parser.add_argument("--markdown", metavar="FILE", help="also write the table and machine details here")
     parser.add_argument("--json", metavar="FILE", help="also write every raw figure here")
     args = parser.parse_args()
@@ -108,6 +114,7 @@ def main() -> int:
     steps = {
         "capture": lambda: bench_capture.run(results),
         "storage": lambda: bench_storage.run(results, week),
+        "storage-live": lambda: bench_storage_live.run(results, minutes=args.live_minutes),
         "replay": lambda: bench_replay.run(results, week),
         "window": lambda: bench_window.run(results, week),
         "rollup": lambda: bench_rollup.run(results),

@@ -10,7 +10,8 @@ Connections come and go (new ids, new client ports), and a short outage now and 
 
 The same snapshots are written twice:
 
-- as plsnap writes them: ``plsnap.model.Snapshot`` -> ``encode_line`` -> ``ArchiveWriter(fsync=False)``;
+- as plsnap writes them: ``plsnap.model.Snapshot`` -> ``encode_line`` -> ``ArchiveWriter(fsync=False)``, each
+  closed hour compacted as the daemon does;
 - as the seed shell loop would have stored them: one ``<dir>/pl-YYYYmmdd-HHMMSS.gz`` file per sample holding
   ``mysql -e 'SHOW FULL PROCESSLIST'`` batch output (tab-separated, a header line, ``NULL``, backslash escapes,
   MariaDB's ``Progress`` column, the seed's own ``SHOW FULL PROCESSLIST`` row), gzip level 6 (gzip's default),
@@ -42,9 +43,10 @@ from pathlib import Path
 from benchmarks.common import cache_dir
 from plsnap.archive.format import encode_line
 from plsnap.archive.writer import ArchiveWriter
+from plsnap.config import ArchiveConfig
 from plsnap.model import Session, Snapshot
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 INSTANCE = "db1"
 SERVER_VERSION = "10.11.19-MariaDB-0+deb12u1-log"
 START = datetime(2026, 11, 21, 0, 0, 0, tzinfo=UTC)
@@ -420,9 +422,11 @@ def seed_name(ts: datetime) -> str:
 
 
 def write_plsnap(spec: Spec, instance_dir: Path, *, level: int = 3) -> dict[str, int]:
-    """Write the simulation as a plsnap archive; returns raw and compressed byte counts."""
+    """Write the simulation as a plsnap archive, as the daemon leaves it (each closed hour compacted at the
+    default ``[archive] compact_level``); returns raw and compressed byte counts."""
     raw = samples = gaps = 0
-    with ArchiveWriter(instance_dir, level=level, fsync=False) as writer:
+    compact_level = ArchiveConfig().compact_level
+    with ArchiveWriter(instance_dir, level=level, fsync=False, compact_level=compact_level) as writer:
         for snapshot in Simulation(spec):
             line = encode_line(snapshot.to_record())
             writer.append(line, snapshot.ts)

@@ -259,7 +259,8 @@ class CaptureConfig:
 @dataclass(frozen=True, slots=True)
 class ArchiveConfig:
     """Where and how snapshots are stored (``frame_every`` in seconds; 0 = one frame per partition; ``rollups``:
-    keep each hour's summary beside its partition, for fast windows)."""
+    keep each hour's summary beside its partition, for fast windows; ``compact_level``: the zstd level a closed
+    hour is recompressed at, 0 = never)."""
 
     data_dir: str = option("", _text)
     instance: str = option("", _instance)
@@ -267,6 +268,7 @@ class ArchiveConfig:
     fsync: bool = option(True, _boolean)
     frame_every: float = option(300.0, _duration(0, 3600))
     rollups: bool = option(True, _boolean)
+    compact_level: int = option(9, _integer(0, 19))
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,8 @@ from plsnap.source import Source
 log = structlog.get_logger("plsnap")
 #: A pending gap line written just before a sample gets a ts this much earlier, so no two lines share a ts.
 JUST_BEFORE = timedelta(milliseconds=1)
+#: Writer notes that report routine work, logged at info (every other note is a warning or, for damage, an error).
+QUIET_NOTES = frozenset({"partition compacted", "partition kept as written"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class Recorder:
             level=config.archive.level,
             fsync=config.archive.fsync,
             frame_seconds=config.archive.frame_every,
+            compact_level=config.archive.compact_level,
         )
         self.keeper: Keeper | None = None
         if config.archive.rollups:
@@ -230,7 +233,8 @@ class Recorder:
 
     def _log_notes(self) -> None:
         for event, detail in self.writer.notes:
-            (log.error if event.startswith("damaged") else log.warning)(event, detail=detail)
+            emit = log.error if event.startswith("damaged") else log.info if event in QUIET_NOTES else log.warning
+            emit(event, detail=detail)
         self.writer.notes.clear()
 
     def _after(self, attempt: Attempt) -> None:

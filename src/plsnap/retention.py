@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from plsnap.archive.fs import SafeDir
-from plsnap.archive.layout import Listing, Partition, list_partitions
+from plsnap.archive.layout import TEMP_RE, Listing, Partition, list_partitions
 from plsnap.config import MinFree, RetentionConfig
 from plsnap.errors import ArchiveError
 from plsnap.model import format_ts
@@ -154,6 +154,8 @@ def delete(decisions: Iterable[Decision], instance: SafeDir) -> tuple[list[Decis
             continue
         with folder:
             removed = [name for name in part.all_names if folder.unlink(name)]
+            for name in _temp_files_of(folder, part):
+                folder.unlink(name)
             folder.fsync()
         if removed:
             deleted.append(decision)
@@ -163,6 +165,12 @@ def delete(decisions: Iterable[Decision], instance: SafeDir) -> tuple[list[Decis
     if touched:
         instance.fsync()
     return deleted, refused
+
+
+def _temp_files_of(folder: SafeDir, part: Partition) -> list[str]:
+    """Temp files a crash left for this hour (of its compaction or its rollup): they go with the hour."""
+    prefix = f".{part.start:%H}."
+    return [e.name for e in folder.entries() if e.kind != "dir" and e.name.startswith(prefix) and TEMP_RE.match(e.name)]
 
 
 def run(

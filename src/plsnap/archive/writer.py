@@ -1,4 +1,5 @@
-"""Appending snapshots to hourly partitions, crash-safely, without ever rewriting recorded data.
+"""Appending snapshots to hourly partitions, crash-safely, never rewriting recorded data except to compact an
+hour it has just closed, and then only once the new file is proven to hold exactly the same (:mod:`.compact`).
 
 One streaming zstd frame is open at a time. After every snapshot a block is flushed, written and (by default)
 fsynced, so a ``kill -9`` loses at most the snapshot being written. The frame is closed every
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import zstandard
 
+from plsnap.archive.compact import NO_GAIN, compact_partition
 from plsnap.archive.format import (
     EMPTY_LAST_BLOCK,
     MAX_FRAME_LINES,
@@ -73,10 +75,13 @@ class ArchiveWriter:
     may); holds an exclusive lock on the instance directory while open.
 
     ``level`` is the zstd level; ``fsync`` makes every append durable before it returns; ``frame_seconds`` is
-    how often a frame is closed (0 keeps one frame per partition). Not thread-safe: the daemon calls it from one
-    job at a time. ``notes`` collects (event, detail) pairs about repairs and damaged files for the caller to
-    log: ``partition repaired``, ``partition closed``, ``damaged partition set aside``, ``damaged partition left
-    alone``, ``lock note not written``.
+    how often a frame is closed (0 keeps one frame per partition); ``compact_level`` (0 = never) is the level the
+    partition just closed is recompressed at when the writer moves on to the next hour (:mod:`.compact`; not at
+    :meth:`close`: an hour the daemon stops in is left as written). Not thread-safe: the daemon calls it from
+    one job at a time. ``notes`` collects (event, detail) pairs about repairs, compaction and damaged files for
+    the caller to log: ``partition repaired``, ``partition closed``, ``damaged partition set aside``, ``damaged
+    partition left alone``, ``lock note not written``, ``partition compacted``, ``partition kept as written``
+    (no gain), ``partition not compacted`` (why).
     """
 
     def __init__(
@@ -86,8 +91,10 @@ class ArchiveWriter:
         level: int = 3,
         fsync: bool = True,
         frame_seconds: float = DEFAULT_FRAME_SECONDS,
+        compact_level: int = 0,
     ) -> None:
         self.level = level
+        self.compact_level = compact_level
         self.fsync = fsync
         self.frame_seconds = frame_seconds
         self.notes: list[tuple[str, str]] = []
@@ -202,7 +209,10 @@ class ArchiveWriter:
         date_name, file_name = partition_names(ts)
         slot = int(ts.timestamp() // self.frame_seconds) if self.frame_seconds > 0 else 0
         if (date_name, file_name) != (self._date_name(), self._name):
+            previous = (self._date_name(), self._name)
             self._close_partition()
+            if previous[0] and previous[1] and self.compact_level:
+                self._compact(previous[0], previous[1])
             self._open(date_name, file_name)
         elif self._cobj is not None and (slot != self._slot or self._frame_full()):
             self._finish_frame(closed=False)
@@ -372,6 +382,28 @@ class ArchiveWriter:
             if self._date is not None:
                 self._date.close()
             self._fd, self._date, self._name, self._slot = None, None, None, None
+
+    def _compact(self, date_name: str, file_name: str) -> None:
+        """Compact the partition just closed (:mod:`.compact`); the frames this writer closed in it are then
+        reported at the new size. Never raises: a partition that cannot be compacted stays as written."""
+        path = self.instance_dir / date_name / file_name
+        try:
+            with self._dir.subdir(date_name) as folder:
+                done = compact_partition(folder, file_name, level=self.compact_level)
+        except OSError as exc:
+            self.notes.append(("partition not compacted", f"{path}: {describe_os_error(exc)}"))
+            return
+        except ArchiveError as exc:
+            self.notes.append(("partition not compacted", str(exc)))
+            return
+        if done.skipped is not None:
+            event = "partition kept as written" if done.skipped == NO_GAIN else "partition not compacted"
+            self.notes.append((event, f"{path}: {done.skipped}"))
+            return
+        self.notes.append(("partition compacted", f"{path}: {done.before} -> {done.after} bytes, {done.lines} lines"))
+        self.closed_frames = [
+            (d, f, done.after if (d, f) == (date_name, file_name) else size) for d, f, size in self.closed_frames
+        ]
 
     def _abandon(self, offset: int) -> None:
         """After a failed write: cut the partial block and drop the frame; the next append repairs the file."""
