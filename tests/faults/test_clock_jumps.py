@@ -19,7 +19,15 @@ import pytest
 
 from plsnap.archive import list_partitions, partition_path
 from plsnap.model import parse_ts
-from tests.faults.tools import FakeClock, check_archive, log_events, mid_hour_offset, run_daemon, stop_daemon
+from tests.faults.tools import (
+    FakeClock,
+    check_archive,
+    log_events,
+    mid_hour_offset,
+    run_daemon,
+    stop_daemon,
+    zstd_test,
+)
 from tests.integration.harness import Daemon, plsnap, records, write_config
 
 WAIT_FOR_SAMPLES = 5.0  # seconds a 1 s daemon gets to produce samples after a step before it counts as stalled
@@ -144,6 +152,10 @@ def test_rotation_writes_the_hours_rollup(tmp_path: Path, mariadb_running, captu
     header = decode_file((first.path.parent / first.rollup).read_bytes()).header
     assert header.complete and header.built_by == "daemon"
     assert header.size == first.path.stat().st_size
+    (compacted,) = log_events(proc, "partition compacted")
+    assert compacted["level"] == "info" and str(first.path) in compacted["detail"], compacted
+    assert zstd_test(first.path).returncode == 0
+    assert not log_events(proc, "partition not compacted")
     found = records(instance_dir)
     assert_rollups_answer_like_raw_rows(cfg, found[0]["ts"], found[-1]["ts"])
 
