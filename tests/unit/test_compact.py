@@ -4,7 +4,9 @@ perfect health, crash-safely, and never outside the archive."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -13,12 +15,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plsnap.archive import ArchiveWriter
+from plsnap.archive import compact as compact_module
+from plsnap.archive import writer as writer_module
 from plsnap.archive.compact import NO_GAIN, compact_partition
-from plsnap.archive.format import FrameIndex, PartitionDecoder, decode_lines, encode_line, walk_frame
+from plsnap.archive.format import INDEX_MAGIC, FrameIndex, PartitionDecoder, decode_lines, encode_line, walk_frame
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import TEMP_RE, list_partitions
 from plsnap.archive.reader import ArchiveReader
@@ -159,7 +164,7 @@ def test_an_open_partition_is_never_compacted(tmp_path: Path) -> None:
     path = writer.current_partition
     assert path is not None
     before = path.read_bytes()
-    assert "has no index" in (compact(path).skipped or "")
+    assert "unterminated" in (compact(path).skipped or "")
     assert path.read_bytes() == before
     writer.close()
 
@@ -315,3 +320,136 @@ def test_retention_removes_the_temp_files_a_crash_left_for_an_hour_with_the_hour
         outcome = run(instance, config, newest_snapshot=at(2 * 3600 + 1800))
     assert [d.partition.start for d in outcome.deleted] == [at(0)]
     assert sorted(p.name for p in folder.iterdir()) == sorted(["04.jsonl.zst", "05.jsonl.zst", *others])
+
+
+def _index_bytes(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every index frame in ``data``."""
+    spans = []
+    at_byte = data.find(INDEX_MAGIC)
+    while at_byte >= 0:
+        length = int.from_bytes(data[at_byte + 4 : at_byte + 8], "little")
+        spans.append((at_byte, at_byte + 8 + length))
+        at_byte = data.find(INDEX_MAGIC, at_byte + 8 + length)
+    return spans
+
+
+def _in_first_index(change):
+    """A damage that rewrites the payload of the first index (its length field kept right)."""
+
+    def apply(data: bytes) -> bytes:
+        start, end = _index_bytes(data)[0]
+        payload = change(data[start + 8 : end])
+        return data[: start + 4] + struct.pack("<I", len(payload)) + payload + data[end:]
+
+    return apply
+
+
+def _other_frame(lines: list[bytes], *, checksum: bool = True, tail: bytes = b"") -> bytes:
+    """A data frame as the writer would compress it (a flushed block per line), without its index."""
+    cobj = zstandard.ZstdCompressor(level=3, write_checksum=checksum).compressobj()
+    body = b"".join(cobj.compress(line + b"\n") + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK) for line in lines)
+    return body + cobj.compress(tail) + cobj.flush()
+
+
+def _rebuilt(data: bytes, frame_of) -> bytes:
+    """``data`` with every frame replaced by ``frame_of(lines)`` and its index re-encoded to match."""
+    out = b""
+    decoder = PartitionDecoder(data)
+    lines = [line for chunk in decoder.chunks() for line in chunk.split(b"\n")[:-1]]
+    position = 0
+    for report in decoder.frames:
+        assert report.index is not None
+        mine = lines[position : position + report.index.lines]
+        position += report.index.lines
+        frame = frame_of(mine)
+        out += frame + replace(report.index, offset=len(out), length=len(frame)).encode()
+    return out
+
+
+SUBTLE = {
+    # each leaves every line readable, so only a check of the file's exact form can tell
+    "index of another version": _in_first_index(lambda p: p.replace(b'"v":2', b'"v":3')),
+    "index with an unknown key": _in_first_index(lambda p: p[:-1] + b',"new":1}'),
+    "index offset flipped": _in_first_index(lambda p: p.replace(b'"offset":0,', b'"offset":8,')),
+    "index raw_bytes wrong": _in_first_index(lambda p: re.sub(rb'"raw_bytes":(\d)', rb'"raw_bytes":9\1', p)),
+    "index ts range wrong": _in_first_index(lambda p: p.replace(b'"min_ts":"2', b'"min_ts":"3')),
+    "index crc in upper case": _in_first_index(
+        lambda p: re.sub(rb'("crc":"[0-9]*)([a-f])', lambda m: m[1] + m[2].upper(), p, count=1)
+    ),
+    "a foreign skippable frame": lambda data: data + b"\x50\x2a\x4d\x18" + struct.pack("<I", 5) + b"HELLO",
+    "a stray index": lambda data: data + FrameIndex(999, 1, 1, 1, "", "", True, (1,)).encode(),
+    "frames without checksums": lambda data: _rebuilt(data, lambda lines: _other_frame(lines, checksum=False)),
+    "bytes after the last line of a frame": lambda data: _rebuilt(
+        data, lambda lines: _other_frame(lines, tail=b'{"ts":"p')
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(SUBTLE))
+def test_a_partition_not_exactly_in_the_writers_form_is_never_rewritten(tmp_path: Path, damage: str) -> None:
+    path, _ = one_hour(tmp_path, range(0, 900, 5))
+    changed = SUBTLE[damage](path.read_bytes())
+    assert changed != path.read_bytes()
+    path.write_bytes(changed)
+    done = compact(path)
+    assert done.skipped not in (None, NO_GAIN)
+    assert path.read_bytes() == changed
+
+
+def test_a_frame_larger_than_compaction_takes_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = one_hour(tmp_path, range(0, 900, 5))
+    biggest = max(index.raw_bytes for index in indexes(path.read_bytes()))
+    monkeypatch.setattr(compact_module, "MAX_FRAME_BYTES", biggest - 1)
+    before = path.read_bytes()
+    assert "larger than compaction takes" in (compact(path).skipped or "")
+    assert path.read_bytes() == before
+
+
+def test_the_closing_mark_a_crash_left_survives_compaction(tmp_path: Path) -> None:
+    """A writer dies between two frames; the next appends the closing mark, goes on in the same hour and rotates:
+    the compacted hour keeps that mark (and every line)."""
+    root = tmp_path / "inst"
+    writer = ArchiveWriter(root, fsync=False, frame_seconds=60)
+    for second in range(0, 125, 5):
+        writer.append(line_of(second), at(second))
+    path = writer.current_partition
+    assert path is not None
+    data = path.read_bytes()
+    os.close(writer._fd)
+    writer._dir.close()
+    path.write_bytes(data[: data.rindex(b"\x28\xb5\x2f\xfd")])  # it died just after closing a frame
+    lines = decode_lines(path.read_bytes())[0]
+    writer = ArchiveWriter(root, fsync=False, frame_seconds=60, compact_level=9)
+    writer.recover()
+    assert [event for event, _ in writer.notes] == ["partition closed"]
+    for second in range(130, 3605, 5):
+        line = line_of(second)
+        writer.append(line, at(second))
+        if second < 3600:
+            lines.append(line.rstrip(b"\n"))
+    assert "partition compacted" in [event for event, _ in writer.notes], writer.notes
+    writer.close()
+    after = path.read_bytes()
+    assert decode_lines(after)[0] == lines
+    marks = [data for data in (after[s:e] for s, e in _index_bytes(after)) if b'"closed":true' in data]
+    assert len(marks) == 2  # the mark and the last frame's own index
+    assert len(_index_bytes(after)) == len(indexes(after)) + 1
+
+
+def test_a_compaction_that_fails_in_any_way_never_stops_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the compaction runs out of memory; the hour stays as written and appends go on."""
+
+    def out_of_memory(*_: object, **__: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(writer_module, "compact_partition", out_of_memory)
+    root = tmp_path / "inst"
+    with ArchiveWriter(root, fsync=False, compact_level=9) as writer:
+        for second in range(0, 3700, 30):
+            writer.append(line_of(second), at(second))
+        assert ("partition not compacted", f"{root / '2026-11-28' / '03.jsonl.zst'}: MemoryError") in writer.notes
+    first = list_partitions(root).partitions[0].path.read_bytes()
+    assert blocks_per_frame(first) == [index.lines + 1 for index in indexes(first)]
+    assert len(decode_lines(first)[0]) == len(range(0, 3600, 30))

@@ -5,11 +5,13 @@ The writer flushes a block per snapshot (so that a ``kill -9`` loses at most one
 is closed, none of that is needed any more, and one pass over each frame at a better level stores the same lines
 in about a third less (docs/archive-format.md, "Compaction"). The rules:
 
-- Only a partition in perfect health is compacted: every frame decoded, closed and checksummed, each with its
-  index, and every line matching the CRC-32 the writer recorded for it when it wrote the line. Anything else
-  is left exactly as it is (damage is never rewritten: that stays ``verify``'s job to report).
-- The new file keeps the frame boundaries and every index field but the frame's offset and length, so that
-  seeking by frame, the ``ts`` ranges and the per-line CRCs stay as they were.
+- Only a partition in perfect health, in exactly the form the writer gives it, is compacted: nothing but data
+  frames, each with a content checksum and followed at once by its index, byte for byte as the writer encodes
+  that index, and at most a writer's closing mark; every line matching the CRC-32 the writer recorded for it,
+  and the index's line count, byte count and ``ts`` range matching the lines. Anything else is left exactly as
+  it is (damage is never rewritten: that stays ``verify``'s job to report).
+- The new file keeps the frame boundaries, every index field but the frame's offset and length, and the
+  closing mark, so that seeking by frame, the ``ts`` ranges and the per-line CRCs stay as they were.
 - Before the new bytes replace the old, they are decoded again as a reader would decode them and compared line
   for line and index for index. The replacement is a temp file, fsynced and renamed over the partition, so a
   crash at any instant leaves either the old file or the new one (and at most a temp file, which the writer
@@ -19,18 +21,29 @@ in about a third less (docs/archive-format.md, "Compaction"). The rules:
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from dataclasses import dataclass, replace
 
 import zstandard
 
-from plsnap.archive.format import FrameIndex, Limits, PartitionDecoder
+from plsnap.archive.format import (
+    INDEX_MAGIC,
+    MAX_INDEX_PAYLOAD,
+    ZSTD_MAGIC,
+    FrameIndex,
+    Limits,
+    PartitionDecoder,
+    ts_prefix,
+    walk_frame,
+)
 from plsnap.archive.fs import SafeDir
 
-#: Compaction reads every line, however long: a line the reader's cap would skip must still be carried over.
-_NO_CAPS = Limits(max_line_bytes=2**62, max_partition_bytes=2**62)
 #: Why a healthy partition was left as it is: the compacted bytes would not be fewer.
 NO_GAIN = "no smaller at that level"
+#: The largest frame compacted (decompressed bytes, from its index): compaction holds about three copies of a
+#: frame at once, and the writer's 5-minute frames are far smaller.
+MAX_FRAME_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +57,22 @@ class Compaction:
     skipped: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One piece of a partition in the writer's form: a data frame (``start``, ``end`` of its bytes) with its
+    ``index``, or (``mark``) the writer's closing mark after the frame it copies."""
+
+    index: FrameIndex
+    start: int = 0
+    end: int = 0
+    mark: bool = False
+
+
 def compact_partition(folder: SafeDir, name: str, *, level: int) -> Compaction:
     """Rewrite the closed partition ``name`` of ``folder`` with each frame compressed whole at ``level``, when
-    it is in perfect health and the result is smaller; see the module docstring. Holds the file and one frame's
-    lines in memory at a time. OSError and ArchiveError propagate (the partition is then unchanged)."""
+    it is in perfect health and the result is smaller; see the module docstring. Holds the file, the new file
+    and up to three copies of one frame's content (at most :data:`MAX_FRAME_BYTES`) in memory. OSError and
+    ArchiveError propagate (the partition is then unchanged)."""
     fd = folder.open_file(name, os.O_RDONLY)
     try:
         before = os.fstat(fd)
@@ -55,9 +80,15 @@ def compact_partition(folder: SafeDir, name: str, *, level: int) -> Compaction:
             data = handle.read()
     finally:
         os.close(fd)
-    rebuilt, lines, problem = _rebuild(data, level)
+    items = _layout(data)
+    if isinstance(items, str):
+        return Compaction(len(data), len(data), 0, items)
+    rebuilt, problem = _rebuild(data, items, level)
+    lines = sum(item.index.lines for item in items if not item.mark)
     if problem is None:
-        problem = _compare_structure(rebuilt, data)
+        again = _layout(rebuilt)
+        if isinstance(again, str) or [_shape(i) for i in again] != [_shape(i) for i in items]:
+            problem = "the compacted file would not read back the same"
     if problem is None and len(rebuilt) >= len(data):
         problem = NO_GAIN
     if problem is None:
@@ -78,99 +109,121 @@ def _identity(info: os.stat_result) -> tuple[int, int, int]:
     return info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def _rebuild(data: bytes, level: int) -> tuple[bytes, int, str | None]:
-    """The compacted bytes of ``data``, the lines carried over, and why ``data`` may not be compacted (None
-    when it may). Each frame is re-encoded, then decoded again on its own and compared line for line."""
-    decoder = PartitionDecoder(data, _NO_CAPS)
+def _shape(item: _Item) -> tuple[FrameIndex, bool]:
+    """What must survive compaction: the index but for where its frame lies, and whether it is a mark."""
+    return replace(item.index, offset=0, length=0), item.mark
+
+
+def _layout(data: bytes) -> list[_Item] | str:
+    """The frames and marks of ``data`` when it is exactly in the writer's form (read from headers and indexes
+    alone), else why it is not."""
+    view = memoryview(data)
+    items: list[_Item] = []
+    pos = 0
+    while pos < len(data):
+        head = data[pos : pos + 4]
+        if head == ZSTD_MAGIC:
+            found = _frame_at(data, view, pos)
+        elif head == INDEX_MAGIC:
+            found = _mark_at(data, pos, items[-1] if items else None)
+        else:
+            found = f"bytes at byte {pos} are no frame of the writer's"
+        if isinstance(found, str):
+            return found
+        item, pos = found
+        items.append(item)
+    if not items or not items[-1].index.closed:
+        return "the partition is not closed"
+    return items
+
+
+def _frame_at(data: bytes, view: memoryview, pos: int) -> tuple[_Item, int] | str:
+    """The data frame at ``pos`` with its index, and the offset after them; or why they are not the writer's."""
+    shape = walk_frame(view, pos)
+    if shape.error is not None or shape.end is None or not shape.checksum:
+        return f"the frame at byte {pos} is damaged, unterminated or without a content checksum"
+    found = _index_at(data, shape.end)
+    if found is None:
+        return f"the frame at byte {pos} is not followed by its index"
+    index, after = found
+    if index.offset != pos or index.length != shape.end - pos:
+        return f"the index after the frame at byte {pos} names another frame"
+    if index.lines < 1 or len(index.crcs) != index.lines:
+        return f"the index of the frame at byte {pos} does not list a CRC per line"
+    if index.raw_bytes > MAX_FRAME_BYTES:
+        return f"the frame at byte {pos} is larger than compaction takes ({index.raw_bytes} bytes)"
+    return _Item(index, pos, shape.end), after
+
+
+def _mark_at(data: bytes, pos: int, last: _Item | None) -> tuple[_Item, int] | str:
+    """The writer's closing mark at ``pos`` (a copy, marked closed, of the index of the frame before it, which
+    was not), and the offset after it; or why it is not one."""
+    found = _index_at(data, pos)
+    if found is None or last is None or last.mark or last.index.closed or found[0] != last.index.with_closed():
+        return f"the index at byte {pos} is no closing mark of the writer's"
+    return _Item(found[0], mark=True), found[1]
+
+
+def _index_at(data: bytes, pos: int) -> tuple[FrameIndex, int] | None:
+    """The index frame at ``pos`` and the offset after it, when its bytes are exactly the writer's encoding."""
+    if data[pos : pos + 4] != INDEX_MAGIC or pos + 8 > len(data):
+        return None
+    length = struct.unpack_from("<I", data, pos + 4)[0]
+    after = pos + 8 + length
+    if length > MAX_INDEX_PAYLOAD or after > len(data):
+        return None
+    index = FrameIndex.decode(data[pos + 8 : after])
+    if index is None or index.encode() != data[pos:after]:
+        return None
+    return index, after
+
+
+def _rebuild(data: bytes, items: list[_Item], level: int) -> tuple[bytes, str | None]:
+    """The compacted bytes of ``data``, and why it may not be compacted (None when it may): each frame is
+    decoded on its own, checked against its index, re-encoded, decoded again and compared line for line."""
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     out = bytearray()
-    lines = 0
-    current: FrameIndex | None = None
-    held: list[bytes] = []
-    seen = 0
-
-    def flush() -> str | None:
-        nonlocal lines
-        if current is None:
-            return None
-        problem = _check_crcs(current, held)
+    last: FrameIndex | None = None
+    for item in items:
+        if item.mark:
+            assert last is not None
+            out += last.with_closed().encode()
+            continue
+        index = item.index
+        lines, problem = _frame_lines(data[item.start : item.end], index)
         if problem is None:
-            frame = _encode_frame(compressor, current, held, len(out))
-            problem = _check_frame(frame, current, held)
-            out.extend(frame)
-        lines += len(held)
-        held.clear()
-        return problem
-
-    for chunk in decoder.chunks():
-        if len(decoder.frames) != seen:
-            problem = flush()
-            if problem is not None:
-                return b"", lines, problem
-            seen = len(decoder.frames)
-            report = decoder.frames[-1]
-            if report.index is None:
-                return b"", lines, f"the frame at byte {report.offset} has no index"
-            current = report.index
-        held.extend(chunk.split(b"\n")[:-1])
-    problem = flush()
-    if problem is None and decoder.problems:
-        problem = decoder.problems[0]
-    if problem is None and (not decoder.clean or decoder.closed is not True):
-        problem = "the partition is not closed"
-    if problem is None and seen != len(decoder.frames):
-        problem = "a frame holds no lines"
-    return bytes(out), lines, problem
+            cobj = compressor.compressobj()
+            body = cobj.compress(b"".join(line + b"\n" for line in lines)) + cobj.flush()
+            last = replace(index, offset=len(out), length=len(body))
+            again, problem = _frame_lines(body, last)
+            if problem is None and again != lines:
+                problem = "would not read back the same"
+        if problem is not None:
+            return b"", f"the frame at byte {item.start}: {problem}"
+        assert last is not None
+        out += body
+        out += last.encode()
+    return bytes(out), None
 
 
-def _check_crcs(index: FrameIndex, lines: list[bytes]) -> str | None:
-    """Why ``lines`` are not exactly what the writer recorded in ``index`` (None when they are)."""
-    if len(index.crcs) != len(lines) or index.lines != len(lines):
-        return f"the index of the frame at byte {index.offset} does not count its lines"
+def _frame_lines(frame: bytes, index: FrameIndex) -> tuple[list[bytes], str | None]:
+    """The lines of one data frame (its bytes alone), and why they are not exactly what ``index`` records
+    (None when they are: count, CRC-32 of each, bytes and ``ts`` range). Every line is read, however long (a
+    line the reader's cap would skip must still be carried over), but never more than the index's byte count."""
+    decoder = PartitionDecoder(frame, Limits(max_line_bytes=2**62, max_partition_bytes=index.raw_bytes))
+    lines = [line for chunk in decoder.chunks() for line in chunk.split(b"\n")[:-1]]
+    report = decoder.frames[0] if len(decoder.frames) == 1 else None
+    if report is None or report.status != "ok" or report.torn_bytes or decoder.problems:
+        return lines, "does not decode cleanly"
+    if len(lines) != index.lines or sum(len(line) + 1 for line in lines) != index.raw_bytes:
+        return lines, "holds other lines than its index counts"
     for line, crc in zip(lines, index.crcs, strict=True):
         if zlib.crc32(b"\n", zlib.crc32(line)) != crc:
-            return f"a line of the frame at byte {index.offset} does not match its CRC"
-    return None
-
-
-def _encode_frame(compressor: zstandard.ZstdCompressor, index: FrameIndex, lines: list[bytes], offset: int) -> bytes:
-    """One frame compressed whole (streamed: no content size in its header, so its window stays the level's),
-    followed by its index at ``offset`` with the new length."""
-    cobj = compressor.compressobj()
-    body = cobj.compress(b"".join(line + b"\n" for line in lines)) + cobj.flush()
-    return body + replace(index, offset=offset, length=len(body)).encode()
-
-
-def _check_frame(frame: bytes, index: FrameIndex, lines: list[bytes]) -> str | None:
-    """Why the re-encoded ``frame`` does not read back as ``lines`` under ``index`` (None when it does)."""
-    decoder = PartitionDecoder(frame, _NO_CAPS)
-    again = [line for chunk in decoder.chunks() for line in chunk.split(b"\n")[:-1]]
-    if again != lines or decoder.problems or len(decoder.frames) != 1 or decoder.frames[0].status != "ok":
-        return f"the frame at byte {index.offset} would not read back the same"
-    got = decoder.frames[0].index
-    if got is None or replace(got, offset=index.offset, length=index.length) != index:
-        return f"the index of the frame at byte {index.offset} would not read back the same"
-    return None
-
-
-def _compare_structure(rebuilt: bytes, original: bytes) -> str | None:
-    """Why the whole compacted file does not have the frames and indexes of the original (None when it has);
-    read from headers and indexes alone, each frame's content having been checked already."""
-    old, new = _indexes(original), _indexes(rebuilt)
-    if new is None or old is None or len(new) != len(old):
-        return "the compacted file's frames do not match the original's"
-    for a, b in zip(old, new, strict=True):
-        if replace(a, offset=0, length=0) != replace(b, offset=0, length=0):
-            return f"the index of the frame at byte {a.offset} would not read back the same"
-    return None
-
-
-def _indexes(data: bytes) -> list[FrameIndex] | None:
-    """The index of every frame, read without decompressing; None when the file is not clean and closed."""
-    decoder = PartitionDecoder(data, _NO_CAPS, want=lambda _: False)
-    for _ in decoder.chunks():
-        pass
-    found = [f.index for f in decoder.frames if f.index is not None and f.status == "skipped"]
-    if not decoder.clean or decoder.closed is not True or len(found) != len(decoder.frames):
-        return None
-    return found
+            return lines, "a line does not match its CRC"
+    stamps = [ts_prefix(line[:40]) for line in lines]
+    if None in stamps:
+        return lines, "a line has no ts"
+    known = [stamp.decode() for stamp in stamps if stamp is not None]
+    if (min(known), max(known)) != (index.min_ts, index.max_ts):
+        return lines, "its lines' ts range is not its index's"
+    return lines, None

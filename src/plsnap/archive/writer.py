@@ -396,6 +396,9 @@ class ArchiveWriter:
         except ArchiveError as exc:
             self.notes.append(("partition not compacted", str(exc)))
             return
+        except Exception as exc:  # e.g. MemoryError: compaction is an optimisation and must never stop a capture
+            self.notes.append(("partition not compacted", f"{path}: {type(exc).__name__}"))
+            return
         if done.skipped is not None:
             event = "partition kept as written" if done.skipped == NO_GAIN else "partition not compacted"
             self.notes.append((event, f"{path}: {done.skipped}"))
