@@ -47,6 +47,8 @@ def test_metrics_move_and_healthz(tmp_path: Path, mariadb_running, capture_user)
         wait_for_records(tmp_path / "archive" / "default", 3, error=None)
         first = scrape(port)
         wait_for_records(tmp_path / "archive" / "default", 5, error=None)
+        # the line is written before the sample's metrics are observed: give the fifth sample its observation
+        wait_for(lambda: scrape(port)["plsnap_capture_duration_seconds_count"] >= 5, 10, "five durations observed")
         second = scrape(port)
         assert (
             second["plsnap_samples_total{source=information_schema}"]
