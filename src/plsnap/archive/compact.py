@@ -3,7 +3,7 @@ zstd level, replacing the file only once the new bytes are proven to hold exactl
 
 The writer flushes a block per snapshot (so that a ``kill -9`` loses at most one) at a fast level; once the hour
 is closed, none of that is needed any more, and one pass over each frame at a better level stores the same lines
-in about a third less (docs/archive-format.md, "Compaction"). The rules:
+in about a tenth less on a live server (docs/archive-format.md, "Compaction of a closed hour"). The rules:
 
 - Only a partition in perfect health, in exactly the form the writer gives it, is compacted: nothing but data
   frames, each with a content checksum and followed at once by its index, byte for byte as the writer encodes
