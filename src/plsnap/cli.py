@@ -333,11 +333,16 @@ def _instance(args: argparse.Namespace, config: Any) -> tuple[Path, str]:
     return resolve_instance(config.data_dir, args.instance or config.archive.instance or None)
 
 
-def _reader(args: argparse.Namespace, config: Any | None = None) -> Any:
+def _reader(args: argparse.Namespace) -> Any:
+    """The archive a read command means. Given ``--data-dir`` and ``--instance`` (and no ``--config``), no
+    config file or environment variable can change it, so none is read: an investigator's copy of an archive
+    opens even where a broken /etc/plsnap/plsnap.toml lies."""
+    from plsnap.archive.layout import validate_instance
     from plsnap.archive.reader import ArchiveReader
 
-    config = config or _load(args)
-    data_dir, instance = _instance(args, config)
+    if args.data_dir and args.instance and not args.config:
+        return ArchiveReader.open(Path(args.data_dir).expanduser(), validate_instance(args.instance))
+    data_dir, instance = _instance(args, _load(args))
     return ArchiveReader.open(data_dir, instance)
 
 

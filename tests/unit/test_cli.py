@@ -147,7 +147,7 @@ def test_snapshots_lists_samples_and_gaps(archive: Path, capsys: pytest.CaptureF
         (["at", "-15x"], 2, "invalid time '-15x'"),
         (["window", "2020-01-01T00:00:00Z", "2020-01-01T01:00:00Z"], 3, "no sample in 2020-01-01T00:00:00.000Z"),
         (["at", "now", "--instance", "nope"], 3, "no archive for instance 'nope'"),
-        (["at", "now", "--instance", "../etc"], 2, "[archive] instance: expected 1-128 characters"),
+        (["at", "now", "--instance", "../etc"], 2, "instance name '../etc' is invalid: use 1-128 characters"),
     ],
 )
 def test_exit_codes_and_one_line_errors(
@@ -175,6 +175,25 @@ def test_bad_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code, _, err = run(capsys, "at", "now", "-c", str(bad))
     assert code == 2
     assert str(bad) in err
+
+
+def test_explicit_archive_reads_no_config(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --data-dir and --instance a read command ignores a broken default config; -c is still read, and
+    without --instance the config is read (its [archive] instance could matter)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[capture]\ninterval = \n")
+    monkeypatch.setenv("PLSNAP_CONFIG", str(bad))
+    where = ("--data-dir", str(archive))
+    code, out, _ = run(capsys, "at", iso(35), *where, "--instance", "db1", "--format", "json")
+    assert code == 0 and json.loads(out)["sessions"]
+    code, _, err = run(capsys, "at", iso(35), *where)
+    assert code == 2 and str(bad) in err
+    code, _, err = run(capsys, "at", iso(35), *where, "--instance", "db1", "-c", str(bad))
+    assert code == 2 and str(bad) in err
+    code, _, err = run(capsys, "at", iso(35), *where, "--instance", "../x")
+    assert code == 2 and "instance name" in err
 
 
 def test_prune_dry_run_deletes_nothing(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
