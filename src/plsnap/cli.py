@@ -655,7 +655,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     with _reader(args) as reader:
         instance_dir = reader.instance_dir
     done = reindex(instance_dir, start, end, cache=Path(args.cache).expanduser() if args.cache else None,
-                   force=args.force, now=now)  # fmt: skip
+                   force=args.force, now=now, warn=lambda problem: _say(f"warning: {problem}"))  # fmt: skip
     if not done:
         raise NoDataError(f"no partition to reindex under {instance_dir}")
     rows = render.reindex_rows(done, instance_dir)

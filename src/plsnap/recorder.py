@@ -327,11 +327,11 @@ class Recorder:
     def _write_heartbeat(self, body: bytes) -> None:
         configured = self.config.metrics.heartbeat_file
         if not configured:
-            self.writer.directory.atomic_write(HEARTBEAT_NAME, body)
+            self.writer.directory.atomic_write(HEARTBEAT_NAME, body, replace_any=True)
             return
         path = Path(configured).expanduser()
         with SafeDir.open_root(path.parent, writable=True, create=True) as folder:
-            folder.atomic_write(path.name, body)
+            folder.atomic_write(path.name, body, replace_any=True)
 
     def mark_stopped(self) -> None:
         """Say in the heartbeat that the daemon stopped cleanly (``plsnap health`` then reports it stopped)."""

@@ -32,7 +32,7 @@ import orjson
 import zstandard
 
 from plsnap.archive.format import ZSTD_MAGIC, FrameIndex, PartitionDecoder, parse_line, ts_prefix
-from plsnap.archive.fs import SafeDir
+from plsnap.archive.fs import KIND_TEXT, SafeDir
 from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_name
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import ArchiveError
@@ -559,6 +559,7 @@ class Rollups:
                     continue
                 except (OSError, ArchiveError) as exc:
                     self.reader.report(f"{folder.child_path(partition.rollup_name)}: unreadable rollup ignored ({exc})")
+                    reason = f"unreadable rollup ({exc})"
                     continue
                 try:
                     rollup = decode_file(data)
@@ -574,6 +575,7 @@ class Rollups:
                     continue
                 except RollupError as exc:
                     self.reader.report(f"{folder.child_path(partition.rollup_name)}: rollup ignored: {exc}")
+                    reason = f"unreadable rollup: {exc}"
                     continue
             problem = self._check(rollup, partition, trust_mtime=not cached)
             if problem is None:
@@ -631,7 +633,7 @@ class Rollups:
                 if damaged != header.damaged:
                     return "the damaged files beside the partition changed"
                 if not partition.has_main:
-                    return None if header.size == 0 else "the partition file is gone"
+                    return None if header.size == 0 and partition.damaged else "the partition file is gone"
                 size, _, whole = prefix_digest(
                     folder, partition.path.name, header.size, unless_mtime_ns=header.mtime_ns if trust_mtime else 0
                 )
@@ -857,11 +859,15 @@ def reindex(
     cache: Path | None = None,
     force: bool = False,
     now: datetime | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[Reindexed]:
     """Build the rollups that are missing or stale, for every finished hour in ``[start, end)``: beside the
-    partitions, or under ``cache`` (``<cache>/<instance>/<date>/``) for an archive that is read-only."""
+    partitions, or under ``cache`` (``<cache>/<instance>/<date>/``) for an archive that is read-only. ``warn``
+    receives each problem found on the way (damage in the raw rows, unreadable rollups, foreign entries), once.
+    An entry that is not a regular file where the rollup goes is left alone (``skipped``)."""
     moment = now or utc_now()
     done: list[Reindexed] = []
+    found_problems: list[str] = []
     with ArchiveReader(instance_dir) as reader:
         rollups = Rollups(reader, cache=cache)
         for partition in reader.partitions():
@@ -877,14 +883,23 @@ def reindex(
             stale = next((why for p, why in rollups.stale if p.path == partition.path), "forced")
             if found is not None and not force:
                 stale = "the rollup covers only part of the hour (the daemon stopped in it)"
-            header, part, slices = build_from_raw(instance_dir, partition, now=moment)
             with _target(instance_dir, partition, cache) as folder:
+                kind = folder.kind(partition.rollup_name)
+                if kind not in (None, "file"):
+                    where = folder.child_path(partition.rollup_name)
+                    done.append(Reindexed(partition, "skipped", f"{KIND_TEXT[kind]} stands at {where}; left alone"))
+                    continue
+                header, part, slices = build_from_raw(instance_dir, partition, now=moment)
+                found_problems.extend(header.problems)
                 try:
                     size = write(folder, header, part, slices)
                 except (OSError, ArchiveError) as exc:
                     hint = "" if cache else "; for a read-only archive use --cache DIR"
                     raise ArchiveError(f"cannot write the rollup of {partition.path}: {exc}{hint}") from None
             done.append(Reindexed(partition, "built", stale, size))
+    if warn is not None:
+        for problem in dict.fromkeys([*reader.problems, *found_problems]):
+            warn(problem)
     return done
 
 

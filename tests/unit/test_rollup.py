@@ -19,6 +19,7 @@ from plsnap.archive.layout import list_partitions
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import RetentionConfig
+from plsnap.errors import NoDataError
 from plsnap.model import Snapshot
 from plsnap.render import episode_json, window_json
 from plsnap.rollup import Keeper, Rollups, decode_file, reindex
@@ -135,6 +136,33 @@ def test_reindex_skips_what_is_current_and_rebuilds_when_forced(archive) -> None
     assert {d.action for d in again} == {"current"}
     forced = reindex(root, now=lines[-1].ts + timedelta(hours=2), force=True)
     assert {d.action for d in forced} == {"built"}
+
+
+def test_reindex_leaves_foreign_entries_alone_and_reports_what_it_found(archive, tmp_path: Path) -> None:
+    """A symlink or a FIFO named like a rollup is never replaced; a garbage rollup is called unreadable (not
+    missing) and rebuilt; damage found in the raw rows on the way is warned about, as every reader does."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst", rollups=False)
+    parts = list_partitions(copy).partitions
+    outside = tmp_path / "outside"
+    outside.write_text("not yours")
+    (parts[0].path.parent / parts[0].rollup_name).symlink_to(outside)
+    os.mkfifo(parts[1].path.parent / parts[1].rollup_name)
+    (parts[2].path.parent / parts[2].rollup_name).write_bytes(os.urandom(300))
+    _flip(parts[3].path, 0.3)
+    warnings: list[str] = []
+    done = reindex(copy, now=lines[-1].ts + timedelta(hours=2), warn=warnings.append)
+    by_path = {d.partition.path: d for d in done}
+    assert by_path[parts[0].path].action == "skipped" and "a symlink stands at" in by_path[parts[0].path].reason
+    assert by_path[parts[1].path].action == "skipped" and "a special file" in by_path[parts[1].path].reason
+    assert by_path[parts[2].path].action == "built"
+    assert by_path[parts[2].path].reason.startswith("unreadable rollup")
+    assert outside.read_text() == "not yours"
+    assert (parts[0].path.parent / parts[0].rollup_name).is_symlink()
+    assert (parts[1].path.parent / parts[1].rollup_name).is_fifo()
+    assert any(str(parts[2].path.parent / parts[2].rollup_name) in w for w in warnings)
+    assert any(w.startswith(str(parts[3].path)) for w in warnings), warnings
+    assert len(warnings) == len(set(warnings))
 
 
 def test_an_unfinished_hour_is_left_to_the_daemon(tmp_path: Path) -> None:
@@ -287,6 +315,35 @@ def test_retention_removes_a_partition_with_its_rollup(archive, tmp_path: Path) 
     assert oldest.path in {d.partition.path for d in outcome.deleted}
     assert not (oldest.path.parent / oldest.rollup).exists()
     assert not oldest.path.exists()
+
+
+def test_a_rollup_without_its_partition_is_foreign_and_shields_nothing(archive, tmp_path: Path) -> None:
+    """A stray rollup in a later hour (copied by hand, or left by whoever deleted a partition) is reported and
+    left alone: it is no partition, so retention never takes it for the newest one and deletes the real
+    newest; an hour whose data file is gone is never answered from its rollup."""
+    from plsnap.archive.fs import SafeDir
+
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    real = list_partitions(copy).partitions
+    stray = copy / "2026-12-30" / "23.rollup.json.zst"
+    stray.parent.mkdir()
+    stray.write_bytes((real[0].path.parent / str(real[0].rollup)).read_bytes())
+    listing = list_partitions(copy)
+    assert [p.path for p in listing.partitions] == [p.path for p in real]
+    assert [(f.path, f.reason) for f in listing.foreign] == [(stray, "a rollup without its partition; not read")]
+    with SafeDir.open_root(copy, writable=True) as directory:
+        outcome = retention.run(directory, RetentionConfig(max_age=7 * 86400.0, max_bytes=1000),
+                                newest_snapshot=lines[-1].ts)  # fmt: skip
+    assert real[-1].path.exists() and stray.exists()
+    assert real[-1].path not in {d.partition.path for d in outcome.deleted}
+    second = _copy(root, tmp_path / "second")
+    victim = list_partitions(second).partitions[1]
+    victim.path.unlink()
+    with ArchiveReader.open(second.parent, second.name) as reader:
+        with pytest.raises(NoDataError, match="no sample in"):
+            query.lock_episodes(reader, victim.start, victim.end, rollups=Rollups(reader))
+        assert any("a rollup without its partition" in p for p in reader.problems)
 
 
 @pytest.mark.parametrize("where", [0.02, 0.3, 0.6], ids=["near-the-start", "a-third-in", "in-the-middle"])

@@ -149,3 +149,30 @@ def test_report_never_replaces_a_fifo_or_device(tmp_path: Path, capsys: pytest.C
         assert "not a regular file" in err
         assert fifo.is_fifo()
         assert link.is_symlink()
+
+
+def test_atomic_write_never_replaces_a_special_entry(tmp_path: Path) -> None:
+    """plsnap's one atomic write refuses a symlink, FIFO or directory at the name (rollups go beside
+    partitions that an attacker may share); the heartbeat's ``replace_any`` replaces the symlink itself."""
+    from plsnap.archive.fs import SafeDir
+    from plsnap.errors import ArchiveError
+
+    outside = tmp_path / "outside"
+    outside.write_text("not yours")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "link").symlink_to(outside)
+    os.mkfifo(folder / "pipe")
+    (folder / "dir").mkdir()
+    with SafeDir.open_root(folder, writable=True) as directory:
+        for name, kind in (("link", "a symlink"), ("pipe", "a special file"), ("dir", "a directory")):
+            with pytest.raises(ArchiveError, match=f"{kind} .* left alone"):
+                directory.atomic_write(name, b"x")
+        directory.atomic_write("plain", b"one")
+        directory.atomic_write("plain", b"two")
+        directory.atomic_write("link", b"mine", replace_any=True)
+    assert outside.read_text() == "not yours"
+    assert (folder / "pipe").is_fifo() and (folder / "dir").is_dir()
+    assert not (folder / "link").is_symlink() and (folder / "link").read_bytes() == b"mine"
+    assert (folder / "plain").read_bytes() == b"two"
+    assert sorted(p.name for p in folder.iterdir()) == ["dir", "link", "pipe", "plain"]

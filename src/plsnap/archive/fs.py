@@ -48,6 +48,23 @@ class Entry:
     size: int
 
 
+#: How an error names an entry of each :class:`Entry` kind.
+KIND_TEXT = {
+    "symlink": "a symlink",
+    "dir": "a directory",
+    "file": "a file",
+    "other": "a special file (FIFO, socket or device)",
+}
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
 class SafeDir:
     """An open directory; its children are reached by name relative to its descriptor, never via symlinks.
 
@@ -154,16 +171,7 @@ class SafeDir:
                     info = item.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                mode = info.st_mode
-                if stat.S_ISLNK(mode):
-                    kind = "symlink"
-                elif stat.S_ISDIR(mode):
-                    kind = "dir"
-                elif stat.S_ISREG(mode):
-                    kind = "file"
-                else:
-                    kind = "other"
-                found.append(Entry(item.name, kind, info.st_size))
+                found.append(Entry(item.name, _kind_of(info.st_mode), info.st_size))
         found.sort(key=lambda e: e.name)
         return found
 
@@ -219,13 +227,19 @@ class SafeDir:
         finally:
             os.close(fd)
 
-    def atomic_write(self, name: str, data: bytes, *, fsync: bool = True, mode: int = FILE_MODE) -> None:
+    def atomic_write(
+        self, name: str, data: bytes, *, fsync: bool = True, mode: int = FILE_MODE, replace_any: bool = False
+    ) -> None:
         """Replace ``name`` with ``data``: temp file (created ``mode`` less the umask), fsync, rename, fsync of
         the directory. plsnap's one atomic write: rollups, the heartbeat and ``plsnap report``'s page use it.
 
         A crash leaves either the old or the new content, never a mix; a leftover temp file is named
-        ``.<name>.<random>.tmp``.
+        ``.<name>.<random>.tmp``. Anything but a regular file at ``name`` (a symlink, a FIFO, a directory) is
+        never replaced (ArchiveError) unless ``replace_any`` (a symlink is replaced itself, never followed).
         """
+        kind = None if replace_any else self.kind(name)
+        if kind not in (None, "file"):
+            raise ArchiveError(f"{self.child_path(name)}: {KIND_TEXT[kind]} stands where the file goes; left alone")
         temp = f".{name}.{os.urandom(4).hex()}.tmp"
         fd = self.open_file(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -271,6 +285,15 @@ class SafeDir:
         except OSError:
             return False
         return True
+
+    def kind(self, name: str) -> str | None:
+        """What the child is, as :class:`Entry` names it (``lstat``), or None when there is none."""
+        _check_name(name)
+        try:
+            mode = os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return None
+        return _kind_of(mode)
 
     def exists(self, name: str) -> bool:
         """True when the child exists (a symlink counts, unfollowed)."""

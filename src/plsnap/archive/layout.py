@@ -66,8 +66,9 @@ class Partition:
 
     @property
     def all_names(self) -> tuple[str, ...]:
-        """Every file of the partition: the data files, then the rollup."""
-        return self.names + ((self.rollup,) if self.rollup else ())
+        """Every file of the partition: the rollup first (so that a crash while deleting them never leaves a
+        rollup without its data), then the data files."""
+        return ((self.rollup,) if self.rollup else ()) + self.names
 
     @property
     def rollup_name(self) -> str:
@@ -229,6 +230,10 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
         else:
             slot.damaged.append(child.name)
     for hour, slot in hours.items():
+        if slot.main is None and not slot.damaged:
+            assert slot.rollup is not None
+            foreign.append(Foreign(folder.child_path(slot.rollup), "a rollup without its partition; not read"))
+            continue
         partitions.append(
             Partition(
                 path=folder.path / (slot.main or f"{hour:%H}{SUFFIX}"),
