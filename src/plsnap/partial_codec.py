@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plsnap.counters import Cell, CounterPart, CounterSummary, Range, RateRange
 from plsnap.locks import BlockerIdentity, Episode, EpisodePart
-from plsnap.model import Session, Snapshot
+from plsnap.model import MAX_COUNTER, Session, Snapshot
 from plsnap.partial import (
     DIMENSIONS,
     GAP,
@@ -268,8 +268,8 @@ def _unlines(value: Any) -> list[Line]:
     size = len(steps)
     if not len(kinds) == len(owns) == len(intervals) == len(running) == size:
         raise CodecError("timeline columns differ in length")
-    if steps and type(sum(steps)) is not int:
-        raise CodecError("bad timeline instants")
+    if steps and (type(sum(steps)) is not int or min(steps[1:], default=0) < 0):
+        raise CodecError("bad timeline instants (not in order)")
     if running and (type(sum(running)) is not int or min(running) < 0):
         raise CodecError("bad running counts")
     if not set(kinds) <= {"0", "1", "2"} or not set(owns) <= {"0", "1"}:
@@ -296,6 +296,8 @@ def _unlines(value: Any) -> list[Line]:
             lines.append(Line(ts, MARKER, marker=marker))
             continue
         error, since, missed = _list(extra)
+        if missed is not None and _int(missed) < 0:
+            raise CodecError("a negative count of missed samples")
         lines.append(Line(ts, GAP, interval, 0, own == "1", _opt_str(error), _opt_time(since), _opt_int(missed)))
     return lines
 
@@ -337,8 +339,8 @@ def _deltas(ids: set[int]) -> list[int]:
 
 def _undeltas(value: Any) -> set[int]:
     steps = _list(value)
-    if steps and (type(sum(steps)) is not int or min(steps) < 0):
-        raise CodecError("bad session ids")
+    if steps and (type(sum(steps)) is not int or steps[0] < 0 or min(steps[1:], default=1) < 1):
+        raise CodecError("bad session ids (negative or repeated)")
     return set(itertools.accumulate(steps))
 
 
@@ -735,14 +737,15 @@ def _range(found: Range) -> list[Any]:
 def _unrange(value: Any, *, rate: bool) -> Range:
     items = _list(value)
     count, total, low, high = _int(items[0]), _num(items[1]), _num(items[2]), _num(items[3])
-    if count < 1 or low > high:
+    ceiling = MAX_COUNTER * 1000 if rate else MAX_COUNTER
+    if count < 1 or total < 0 or not 0 <= low <= high <= ceiling:
         raise CodecError("bad range")
-    if rate:
-        ms = _int(items[4])
-        if ms < 1:
-            raise CodecError("bad rate range")
-        return RateRange(count, total, low, high, ms)
-    return Range(count, total, low, high)
+    ms = _int(items[4]) if rate else 0
+    mean, span = (total * 1000 / ms, 1) if rate and ms >= 1 else (total, count)
+    slack = 1e-9 * span * high + 1e-6
+    if (rate and ms < 1) or not low * span - slack <= mean <= high * span + slack:
+        raise CodecError("bad range")
+    return RateRange(count, total, low, high, ms) if rate else Range(count, total, low, high)
 
 
 def _reading(reading: tuple[datetime, dict[str, float]] | None) -> list[Any] | None:
@@ -753,7 +756,10 @@ def _unreading(value: Any) -> tuple[datetime, dict[str, float]] | None:
     if value is None:
         return None
     ts, status = _list(value)
-    return from_us(ts), {_str(k): _num(v) for k, v in _dict(status).items()}
+    values = {_str(k): _num(v) for k, v in _dict(status).items()}
+    if not all(0 <= v <= MAX_COUNTER for v in values.values()):
+        raise CodecError("a counter reading out of range")
+    return from_us(ts), values
 
 
 def _counters(part: CounterPart) -> dict[str, Any]:

@@ -171,9 +171,19 @@ class Header:
                 problems=tuple(_text(p) for p in value["problems"]),
                 built_by=_text(value.get("built_by", "")),
                 crcs=_crc_list(value["crc"]),
-            )
+            )._checked()
         except (KeyError, TypeError, ValueError) as exc:
             raise RollupError(f"malformed rollup header ({type(exc).__name__})") from None
+
+    def _checked(self) -> Header:
+        """The header, if its instants are consistent with its hour (ValueError otherwise)."""
+        end = self.hour + PARTITION_SPAN
+        if self.hour != hour_start(self.hour) or not self.hour <= self.covered_until <= end:
+            raise ValueError("covered span outside the hour")
+        stamps = [t for t in (self.first_ts, self.last_ts) if t is not None]
+        if len(stamps) == 1 or stamps != sorted(stamps):
+            raise ValueError("first and last ts out of order")
+        return self
 
 
 def _text(value: Any) -> str:
@@ -236,9 +246,13 @@ class Rollup:
         if len(value["groups"]) != len(dims):
             raise RollupError(f"the {kind} part lacks a dimension")
         try:
-            return decode(value, dims)
+            part = decode(value, dims)
         except CodecError as exc:
             raise RollupError(str(exc)) from None
+        end = start + (SLICE if kind == "slice" else PARTITION_SPAN)
+        if part.lines and not (start <= part.lines[0].ts and part.lines[-1].ts < end):
+            raise RollupError(f"the {kind} part holds lines outside its span")
+        return part
 
     def _data(self, row: tuple[int, bytes]) -> dict[str, Any]:
         position, line = row
@@ -387,6 +401,8 @@ def decode_file(data: bytes) -> Rollup:
     _add_rows(rollup, rest)
     while not stream.done and not any(kind == "slice" for kind, _, _ in rollup.rows):
         _add_rows(rollup, stream.lines())
+    if rollup.header.complete and ("hour", rollup.header.hour, "") not in rollup.rows:
+        raise RollupError("a rollup of the whole hour without the hour's part")
     return rollup
 
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import struct
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import zstandard
 
 from plsnap import query, report, report_md, retention
 from plsnap.archive.format import encode_line
@@ -163,6 +167,101 @@ def test_reindex_leaves_foreign_entries_alone_and_reports_what_it_found(archive,
     assert any(str(parts[2].path.parent / parts[2].rollup_name) in w for w in warnings)
     assert any(w.startswith(str(parts[3].path)) for w in warnings), warnings
     assert len(warnings) == len(set(warnings))
+
+
+def _lie(path: Path, change: Any) -> bool:
+    """Rewrite a rollup with ``change(header, rows)`` applied and its CRCs fixed up, as a liar who knows the
+    format would; True when ``change`` found something to change."""
+    content = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+    header, *rows = [orjson.loads(line) for line in content.split(b"\n") if line]
+    changed = change(header, rows)
+    lines = [orjson.dumps(row) for row in rows]
+    header["crc"] = struct.pack(f">{len(lines)}I", *(zlib.crc32(line) for line in lines)).hex()
+    path.write_bytes(zstandard.ZstdCompressor().compress(b"\n".join([orjson.dumps(header), *lines]) + b"\n"))
+    return bool(changed)
+
+
+def _first(rows: list[Any], test: Any) -> Any:
+    return next((row["data"] for row in rows if test(row)), None)
+
+
+def _gap_missed(header: Any, rows: list[Any]) -> bool:
+    for row in rows:
+        for extra in row["data"].get("lines", {}).get("other", {}).values():
+            if type(extra) is list:
+                extra[2] = -5000
+                return True
+    return False
+
+
+def _shift(step: int, at: int) -> Any:
+    def change(header: Any, rows: list[Any]) -> bool:
+        data = _first(rows, lambda r: r["dim"] == "" and len(r["data"]["lines"]["ts"]) > at + 1)
+        data["lines"]["ts"][at] = step
+        return True
+
+    return change
+
+
+def _repeat_session(header: Any, rows: list[Any]) -> bool:
+    for row in rows:
+        for group in row["data"].get("groups", []) if row["dim"] not in ("", "load") else []:
+            if len(group[4]) > 1:
+                group[4][1] = 0
+                return True
+    return False
+
+
+def _huge_counter(header: Any, rows: list[Any]) -> bool:
+    for row in rows:
+        for cell in row["data"].get("counters", {}).get("cells", []) if row["dim"] == "" else []:
+            for found in cell[1].values():
+                found[3] = 1e300
+                return True
+    return False
+
+
+def _drop_hour_part(header: Any, rows: list[Any]) -> bool:
+    before = len(rows)
+    rows[:] = [row for row in rows if row["part"] != "hour"]
+    return len(rows) < before
+
+
+def _swap_first_last(header: Any, rows: list[Any]) -> bool:
+    header["first_ts"], header["last_ts"] = header["last_ts"], header["first_ts"]
+    return True
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _gap_missed,
+        _shift(10**12, 50),
+        _shift(-20_000_000, 1),
+        _repeat_session,
+        _huge_counter,
+        _drop_hour_part,
+        _swap_first_last,
+    ],
+    ids=[
+        "negative-missed",
+        "line-days-later",
+        "lines-out-of-order",
+        "repeated-session",
+        "huge-counter",
+        "complete-without-hour-part",
+        "last-before-first",
+    ],
+)
+def test_a_rollup_that_lies_consistently_is_ignored(archive, tmp_path: Path, change: Any) -> None:
+    """Valid JSON, matching CRCs, absurd content (what a liar who knows the format writes): ignored with a
+    warning, and the answers are the raw rows'."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    victim = list_partitions(copy).partitions[1]
+    assert _lie(victim.path.parent / str(victim.rollup), change)
+    problems, _ = answers(copy, lines[0].ts, lines[-1].ts + timedelta(seconds=1))
+    assert any("rollup" in p and ("ignored" in p or "could not be read" in p) for p in problems), problems
 
 
 def test_an_unfinished_hour_is_left_to_the_daemon(tmp_path: Path) -> None:
