@@ -25,6 +25,7 @@ from plsnap import __version__, query
 from plsnap.archive.reader import ArchiveReader
 from plsnap.counters import is_gauge
 from plsnap.errors import NoDataError, UsageError
+from plsnap.innodb_status import redact_status
 from plsnap.locks import Edge, Episode, waiters_of
 from plsnap.masking import mask_secrets, redact_literals
 from plsnap.model import Session, Snapshot, parse_ts
@@ -748,7 +749,11 @@ def _burst(marker: Snapshot, text: _Text) -> Burst:
         ts=marker.ts,
         condition=condition if isinstance(condition, str) else "",
         values=values if isinstance(values, dict) else {},
-        innodb_status=text(status) if isinstance(status, str) else None,
+        innodb_status=(
+            redact_status(status, lambda statement: text(statement) or "", redact_rows=text.redact)
+            if isinstance(status, str)
+            else None
+        ),
     )
 
 

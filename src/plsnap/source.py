@@ -38,6 +38,7 @@ from plsnap.connection import (
 from plsnap.counters import INNODB_METRICS, parse_status
 from plsnap.errors import ConfigError, SourceError
 from plsnap.fingerprint import fingerprint
+from plsnap.innodb_status import redact_status
 from plsnap.locks import Edge, LockInputs, MdlLock, RowWait, derive_edges, user_lock_name, waiting_kind
 from plsnap.masking import mask_secrets, redact_literals
 from plsnap.model import Session, Snapshot
@@ -769,7 +770,7 @@ class Source:
             return None
         text = _decode(rows[0][-1]) or ""
         capture = self.config.capture
-        return redact_status(text, capture.redact, capture.max_info_bytes)
+        return redact_innodb_status(text, capture.redact, capture.max_info_bytes)
 
     def _transactions(self) -> dict[int, dict[str, Any]]:
         """Open InnoDB transactions by thread id: age (s), state, rows locked.
@@ -944,37 +945,14 @@ def convert_info(raw: Any, max_bytes: int, redact: str, extra: dict[str, Any]) -
     return masked
 
 
-#: Lines of SHOW ENGINE INNODB STATUS that are InnoDB's own; any other line after a "MySQL thread id" line is
-#: statement text.
-_STATUS_STRUCTURE = re.compile(
-    r"^(?:-{3,}|={3,}|\*\*\*|TABLE LOCK|RECORD LOCKS|Record lock|---TRANSACTION|Trx |MySQL thread id|LOCK WAIT|"
-    r"[0-9]+ lock struct|mysql tables|SEMAPHORES|TRANSACTIONS|FILE I/O|LOG|BUFFER POOL|ROW OPERATIONS|END OF|"
-    r" ?[0-9]+: len|Pending|History list|Purge done|hex |asc |info bits|TOO MANY|\s*$)"
-)
+def redact_innodb_status(text: str, redact: str, max_bytes: int) -> str:
+    """An InnoDB status report as stored: its statements converted like every statement text
+    (:func:`convert_info`), its row dumps' values removed with ``redact``."""
 
+    def convert(statement: str) -> str:
+        return convert_info(statement.encode(), max_bytes, redact, {}) or ""
 
-def redact_status(text: str, redact: str, max_bytes: int) -> str:
-    """Mask (and with ``redact``, redact) the statement texts inside an InnoDB status report: the lines that
-    follow a ``MySQL thread id`` line until InnoDB's own lines resume."""
-    out: list[str] = []
-    statement: list[str] = []
-    in_statement = False
-
-    def flush() -> None:
-        if statement:
-            converted = convert_info("\n".join(statement).encode(), max_bytes, redact, {})
-            out.extend((converted or "").split("\n"))
-            statement.clear()
-
-    for line in text.split("\n"):
-        if in_statement and not _STATUS_STRUCTURE.match(line):
-            statement.append(line)
-            continue
-        flush()
-        in_statement = line.startswith("MySQL thread id")
-        out.append(line)
-    flush()
-    return "\n".join(out)
+    return redact_status(text, convert, redact_rows=redact != "none")
 
 
 def _is_own_dynamic_query(info: Any) -> bool:

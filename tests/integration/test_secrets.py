@@ -3,6 +3,7 @@ every session. Nothing leaks, nothing is hidden."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -166,3 +167,59 @@ def test_account_without_process_is_said_everywhere(tmp_path: Path, mariadb_runn
     window = json.loads(plsnap("window", found[0]["ts"], "now", "-c", str(cfg), "--format", "json").stdout)
     assert window["own_sessions_only_samples"] == window["samples"] > 0
     assert any("without the PROCESS privilege" in w for w in window["warnings"])
+
+
+def test_innodb_status_of_a_burst_never_holds_a_secret(
+    tmp_path: Path, mariadb_running: DevServer, capture_user
+) -> None:
+    """Two sessions wait on a row lock running statements whose secrets sit on later lines (after an empty one,
+    and after a line of dashes inside a comment): the burst's InnoDB status, as MariaDB prints it ("MariaDB
+    thread id", "trx's" apostrophes), is stored with them masked, and `plsnap report` shows them masked."""
+    statements = [
+        f"SELECT v, AES_ENCRYPT('data',\n\n'{SECRET}') FROM burst_secret.t WHERE id = 1 FOR UPDATE",
+        f"SELECT v /*\n----\n*/, AES_ENCRYPT('x', '{SECRET}') FROM burst_secret.t WHERE id = 1 FOR UPDATE",
+    ]
+    mariadb_running.execute(
+        "CREATE DATABASE IF NOT EXISTS burst_secret",
+        "CREATE TABLE IF NOT EXISTS burst_secret.t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+        "REPLACE INTO burst_secret.t VALUES (1, 'row')",
+    )
+    cfg = write_config(tmp_path / "c.toml", mariadb_running, capture_user, interval="2s",
+                       trigger={"running_sessions": 1, "burst_interval": "1s", "burst_duration": "3s",
+                                "min_free": "0"})  # fmt: skip
+    holder = mariadb_running.root_connect()
+    waiters = [mariadb_running.root_connect() for _ in statements]
+
+    def wait(conn, statement: str) -> None:
+        with contextlib.suppress(Exception), conn.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 20")
+            cur.execute("BEGIN")
+            cur.execute(statement)
+
+    threads = [threading.Thread(target=wait, args=pair, daemon=True) for pair in zip(waiters, statements, strict=True)]
+    root = tmp_path / "archive" / "default"
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT * FROM burst_secret.t WHERE id = 1 FOR UPDATE")
+        for thread in threads:
+            thread.start()
+        with daemon(cfg) as proc:
+            wait_for(lambda: any(r.get("marker", {}).get("event") == "burst_end" for r in records(root)), 30,
+                     "a burst with both ends")  # fmt: skip
+            assert proc.stop() == 0
+    finally:
+        holder.rollback()
+        holder.close()
+        for thread in threads:
+            thread.join(30)
+        for conn in waiters:
+            conn.close()
+    markers = [r["marker"] for r in records(root) if "marker" in r]
+    status = "\n".join(m.get("innodb_status", "") for m in markers)
+    assert "MariaDB thread id" in status and "AES_ENCRYPT('<secret>'" in status, status
+    assert SECRET not in archive_text(tmp_path / "archive")
+    report = plsnap("report", "-1h", "now", "-c", str(cfg), "--format", "md", "-o", str(tmp_path / "r.md"))
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "r.md").read_text()
+    assert "SHOW ENGINE INNODB STATUS" in page and SECRET not in page

@@ -9,7 +9,7 @@ import pytest
 
 from plsnap.config import MinFree, TriggerConfig
 from plsnap.counters import CounterTracker, rates
-from plsnap.source import redact_status
+from plsnap.source import redact_innodb_status as redact_status
 from plsnap.summary import summarize
 from plsnap.trigger import Guards, Trigger
 from tests.synth import at, gap, running, session, snap
@@ -117,6 +117,7 @@ def test_innodb_status_statements_are_masked_and_redacted() -> None:
     """In SHOW ENGINE INNODB STATUS only the statement text after a thread line is masked or redacted; InnoDB's
     own numbers stay."""
     status = (
+        "History list length 812\n"
         "---TRANSACTION 421, ACTIVE 12 sec\n"
         "2 lock struct(s), heap size 1128, 1 row lock(s)\n"
         "MySQL thread id 9, OS thread handle 140, query id 77 localhost root updating\n"
@@ -124,7 +125,8 @@ def test_innodb_status_statements_are_masked_and_redacted() -> None:
         "------- TRX HAS BEEN WAITING 12 SEC FOR THIS LOCK TO BE GRANTED:\n"
         "MySQL thread id 10, OS thread handle 141, query id 78 localhost root\n"
         "CREATE USER 'x'@'%' IDENTIFIED BY 'Sekr1t-pw'\n"
-        "History list length 812\n"
+        "--------\n"
+        "FILE I/O\n"
     )
     redacted = redact_status(status, "literals", 65536)
     assert "alice@example.com" not in redacted and "Sekr1t-pw" not in redacted
@@ -132,6 +134,81 @@ def test_innodb_status_statements_are_masked_and_redacted() -> None:
     assert "History list length 812" in redacted and "ACTIVE 12 sec" in redacted
     masked = redact_status(status, "none", 65536)
     assert "Sekr1t-pw" not in masked and "alice@example.com" in masked
+
+
+#: A lock wait as MariaDB 10.11 prints it (SHOW ENGINE INNODB STATUS, TRANSACTIONS), the waiting statement
+#: spread over lines: an empty one, and one of dashes inside a comment.
+MARIADB_WAIT = """LIST OF TRANSACTIONS FOR EACH SESSION:
+---TRANSACTION 24, ACTIVE 1 sec starting index read
+mysql tables in use 1, locked 1
+LOCK WAIT 2 lock struct(s), heap size 1128, 1 row lock(s)
+MariaDB thread id 6, OS thread handle 140397785052864, query id 14 localhost root Statistics
+SELECT v, AES_ENCRYPT('data',
+
+'TopSecretKey1') /*
+----
+*/, AES_ENCRYPT('x', 'SecondKey2') FROM app.t WHERE id=1 FOR UPDATE
+------- TRX HAS BEEN WAITING 999704 us FOR THIS LOCK TO BE GRANTED:
+RECORD LOCKS space id 5 page no 3 n bits 320 index PRIMARY of table `app`.`t` trx id 24 lock_mode X locks rec but not \
+gap waiting
+Record lock, heap no 2 PHYSICAL RECORD: n_fields 4; compact format; info bits 0
+ 0: len 4; hex 80000001; asc     ;;
+ 3: len 17; hex 616c696365406578616d706c652e636f6d; asc alice@example.com;;
+
+------------------
+---TRANSACTION 23, ACTIVE 1 sec
+2 lock struct(s), heap size 1128, 1 row lock(s)
+MariaDB thread id 5, OS thread handle 140397785360064, query id 11 localhost root
+---TRANSACTION (0x7fb0e9985b80), not started
+0 lock struct(s), heap size 1128, 0 row lock(s)
+--------
+"""
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT AES_ENCRYPT('data',\n\n'TopSecretKey1')",
+        "ALTER USER u IDENTIFIED BY\n\n'TopSecretKey1'",
+        "SET PASSWORD FOR u =\n   \nPASSWORD('TopSecretKey1')",
+        "CHANGE MASTER TO MASTER_HOST='h',\nLOG_FILE='x',\nPending MASTER_PASSWORD='TopSecretKey1'",
+        "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'r',\nhex PASSWORD 'TopSecretKey1')",
+        "SELECT AES_ENCRYPT('a',\n----\n'TopSecretKey1')",
+        "SELECT AES_ENCRYPT('a',\n*** (2) TRANSACTION:\n'TopSecretKey1')",
+    ],
+)
+@pytest.mark.parametrize(
+    "thread",
+    [
+        "MySQL thread id 9, OS thread handle 140, query id 77 localhost root updating",
+        "MariaDB thread id 9, OS thread handle 140, query id 77 localhost root Updating",
+    ],
+)
+def test_innodb_status_never_leaks_a_secret_of_a_multiline_statement(statement: str, thread: str) -> None:
+    """InnoDB prints statement text verbatim, newlines included: whatever shape a line of it has (empty, "LOG",
+    "Pending", "hex ", dashes, a deadlock heading), the secret stays masked in every mode."""
+    status = (
+        f"---TRANSACTION 421, ACTIVE 12 sec\n2 lock struct(s), heap size 1128, 1 row lock(s)\n{thread}\n"
+        f"{statement}\n------- TRX HAS BEEN WAITING 12 SEC FOR THIS LOCK TO BE GRANTED:\n--------\nFILE I/O\n"
+    )
+    for mode in ("none", "literals", "full"):
+        redacted = redact_status(status, mode, 65536)
+        assert "TopSecretKey1" not in redacted, (mode, redacted)
+        assert "FILE I/O" in redacted
+
+
+def test_innodb_status_of_mariadb_is_masked_and_its_row_dumps_redacted() -> None:
+    """MariaDB says "MariaDB thread id": its statements are masked too; with redact, the record dumps' row
+    values go; without, InnoDB's numbers and the row dump stay as the server printed them."""
+    masked = redact_status(MARIADB_WAIT, "none", 65536)
+    assert "TopSecretKey1" not in masked and "SecondKey2" not in masked and "'data'" not in masked
+    assert "alice@example.com" in masked and "---TRANSACTION 23, ACTIVE 1 sec" in masked
+    assert "---TRANSACTION (0x7fb0e9985b80), not started" in masked
+    for mode in ("literals", "full"):
+        redacted = redact_status(MARIADB_WAIT, mode, 65536)
+        assert not any(k in redacted for k in ("TopSecretKey1", "SecondKey2", "alice@example.com", "616c6963"))
+        assert "---TRANSACTION (0x7fb0e9985b80), not started" in redacted
+        assert "---TRANSACTION 23, ACTIVE 1 sec" in redacted
 
 
 def test_window_says_when_it_holds_bursts() -> None:
