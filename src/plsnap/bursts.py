@@ -11,6 +11,8 @@ next base slot) and the base cadence resumes on its own aligned slots.
 from __future__ import annotations
 
 import contextlib
+import math
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +44,8 @@ class Bursts:
         self.guards = Guards(config)
         self._refused: set[str] = set()
         self._base_interval = recorder.config.capture.interval
+        #: Held while the base job is paused, resumed or rescheduled: a reload during a burst keeps it paused.
+        self._base = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -112,7 +116,7 @@ class Bursts:
         self._refused.clear()
         self.guards.start(now)
         self.metrics.bursts.inc()
-        end = now + timedelta(seconds=self.config.burst_duration)
+        end = burst_end(now, self.config.burst_duration, self.config.burst_interval)
         log.warning(
             "burst started",
             condition=fired.condition,
@@ -126,11 +130,13 @@ class Bursts:
             "duration_s": self.config.burst_duration,
         }
         self._marker("burst_start", detail)
-        with contextlib.suppress(JobLookupError):
+        with self._base, contextlib.suppress(JobLookupError):
             self.scheduler.pause_job("capture")
         self.scheduler.add_job(
             self._burst_sample,
-            IntervalTrigger(seconds=self.config.burst_interval, start_date=EPOCH, end_date=end, timezone=UTC),
+            IntervalTrigger(
+                seconds=self.config.burst_interval, start_date=EPOCH, end_date=end - _JUST_BEFORE, timezone=UTC
+            ),
             id="burst",
             replace_existing=True,
         )
@@ -154,14 +160,35 @@ class Bursts:
         self.guards.end(datetime.now(UTC))
         log.info("burst ended", interrupted=interrupted)
         if not interrupted:
-            with contextlib.suppress(JobLookupError):
+            with self._base, contextlib.suppress(JobLookupError):
                 self.scheduler.resume_job("capture")
+
+    def reschedule_base(self, trigger: Any) -> None:
+        """Give the base capture job a new trigger (a reload, a clock step); it stays paused while a burst runs
+        (APScheduler's reschedule would resume it). The job itself also takes no sample while a burst runs: a
+        pause from inside the job can lose the race with the scheduler setting its next run."""
+        with self._base:
+            self.scheduler.reschedule_job("capture", trigger=trigger)
+            if self.running:
+                self.scheduler.pause_job("capture")
 
     def _marker(self, event: str, detail: dict[str, Any]) -> None:
         innodb = None
         if self.config.innodb_status:
             innodb = self.recorder.innodb_status()
         self.recorder.write_marker({"event": event, **detail, **({"innodb_status": innodb} if innodb else {})})
+
+
+#: APScheduler's ``end_date`` is inclusive: the burst's last slot is the one before its end.
+_JUST_BEFORE = timedelta(microseconds=1)
+
+
+def burst_end(now: datetime, duration: float, interval: float) -> datetime:
+    """When a burst that starts at ``now`` ends: the first slot of its ``interval`` grid (aligned to the
+    epoch, seconds) at or after ``now + duration``, where the closing sample is taken in place of a burst
+    sample (never two samples milliseconds apart)."""
+    target = (now - EPOCH).total_seconds() + duration
+    return EPOCH + timedelta(seconds=math.ceil(target / interval - 1e-9) * interval)
 
 
 def _aligned(seconds: float) -> IntervalTrigger:

@@ -137,10 +137,12 @@ class Daemon:
                 continue
             log.warning("wall clock stepped; rescheduling", step_s=round(step, 3))
             with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
-                self.scheduler.reschedule_job("capture", trigger=aligned_trigger(self.config.capture.interval))
+                self.bursts.reschedule_base(aligned_trigger(self.config.capture.interval))
                 self.scheduler.reschedule_job("prune", trigger=aligned_trigger(self.config.retention.schedule))
 
     def _capture_job(self) -> None:
+        if self.bursts.running:
+            return
         attempt = self.recorder.capture()
         if attempt is None:
             return
@@ -243,7 +245,7 @@ class Daemon:
                 self.recorder.source = self.source
         plog.set_level(new.log.level)
         if new.capture.interval != old.capture.interval:
-            self.scheduler.reschedule_job("capture", trigger=aligned_trigger(new.capture.interval))
+            self.bursts.reschedule_base(aligned_trigger(new.capture.interval))
         if new.retention.schedule != old.retention.schedule:
             self.scheduler.reschedule_job("prune", trigger=aligned_trigger(new.retention.schedule))
         if new.trigger != old.trigger or new.capture.interval != old.capture.interval:
@@ -254,7 +256,6 @@ class Daemon:
     def _shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        self.recorder.stopping = False
         self.bursts.end(interrupted=True)
         if self._http is not None:
             self._http.shutdown()

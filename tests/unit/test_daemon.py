@@ -5,10 +5,13 @@ keeps the injected connector."""
 from __future__ import annotations
 
 import io
+import itertools
 import logging
+import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from plsnap.archive.reader import ArchiveReader
 from plsnap.config import Config, load_config
 from plsnap.daemon import Daemon
 from plsnap.log import configure_logging
+from plsnap.model import parse_ts
 from plsnap.recorder import Recorder
 from plsnap.source import QUERIES, Source
 from tests.fakes import FakeServer, mysql80, row
@@ -196,3 +200,52 @@ def test_console_logging_is_chosen_on_a_terminal() -> None:
         os.close(follower)
         logging.getLogger().handlers.clear()
         structlog.reset_defaults()
+
+
+SECOND = row(12, "app", "10.0.0.6:5100", "shop", "Query", 3, "executing", "SELECT * FROM items")
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.usefixtures("restore_signals")
+def test_a_burst_survives_a_reload_and_a_stop_writes_no_failed_sample(tmp_path: Path) -> None:
+    """A burst (two running sessions, more than 1): a SIGHUP that changes the interval in the middle of it
+    keeps the base capture paused until its end; its closing sample is one burst interval after its last
+    burst sample (not milliseconds); and a SIGTERM while a sample hangs writes no "failed" sample."""
+    server = mysql80(sessions=[ACTIVE, SECOND])
+    trigger = {"running_sessions": 1, "burst_interval": "1s", "burst_duration": "4s", "cooldown": "1h",
+               "min_free": "0"}  # fmt: skip
+    cfg = config(tmp_path, capture={"interval": "2s"}, trigger=trigger)
+    changed = config(tmp_path, capture={"interval": "3s"}, trigger=trigger)
+    daemon = Daemon(cfg, reload=lambda: changed, connector=server.connector())
+
+    def script() -> None:
+        deadline = time.monotonic() + 60
+        while not daemon.bursts.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)
+        os.kill(os.getpid(), signal.SIGHUP)
+        while daemon.bursts.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        attempts = daemon.recorder.attempts
+        while daemon.recorder.attempts <= attempts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.hang_on = "FROM performance_schema"
+        while not daemon.recorder.lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=script, daemon=True)
+    thread.start()
+    assert daemon.run() == 0
+    thread.join(10)
+    lines = records(cfg)
+    assert not [line for line in lines if line.get("error")], "a stop is not a failed sample"
+    events = [i for i, line in enumerate(lines) if "marker" in line]
+    assert [lines[i]["marker"]["event"] for i in events] == ["burst_start", "burst_end"]
+    inside = lines[events[0] + 1 : events[1]]
+    assert [line["interval_s"] for line in inside[:-1]] == [1.0] * (len(inside) - 1), "no base sample inside"
+    assert inside[-1]["interval_s"] == 3.0, "the closing sample carries the reloaded base interval"
+    slots = [math.floor(parse_ts(line["ts"]).timestamp()) for line in inside]
+    assert 4 <= len(inside) <= 6
+    assert all(b - a == 1 for a, b in itertools.pairwise(slots)), "one sample per 1 s slot, the closing one too"

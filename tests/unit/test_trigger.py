@@ -7,8 +7,10 @@ from dataclasses import replace
 
 import pytest
 
+from plsnap.bursts import burst_end
 from plsnap.config import MinFree, TriggerConfig
 from plsnap.counters import CounterTracker, rates
+from plsnap.model import parse_ts
 from plsnap.source import redact_innodb_status as redact_status
 from plsnap.summary import summarize
 from plsnap.trigger import Guards, Trigger
@@ -230,3 +232,18 @@ def test_absurd_counter_values_never_give_infinite_rates() -> None:
     found = summary.rates["Questions"]
     assert all(math.isfinite(v) for v in (found.low, found.high, found.mean or 0.0))
     assert summary.gauges["Threads_running"].high == 100
+
+
+@pytest.mark.parametrize(
+    ("now", "duration", "interval", "end"),
+    [
+        ("2026-12-02T18:03:57.008Z", 60.0, 1.0, "2026-12-02T18:04:58.000Z"),
+        ("2026-12-02T18:03:57.000Z", 60.0, 1.0, "2026-12-02T18:04:57.000Z"),
+        ("2026-12-02T18:03:57.500Z", 3.0, 2.0, "2026-12-02T18:04:02.000Z"),
+        ("2026-12-02T18:03:59.999Z", 0.5, 0.25, "2026-12-02T18:04:00.500Z"),
+    ],
+)
+def test_a_burst_ends_on_its_own_grid(now: str, duration: float, interval: float, end: str) -> None:
+    """The closing sample takes the place of the burst slot at or after start + duration: never a second sample
+    milliseconds after the last burst sample (whose rates would be absurd)."""
+    assert burst_end(parse_ts(now), duration, interval) == parse_ts(end)
