@@ -43,6 +43,7 @@ class Bursts:
         self.trigger = Trigger(config)
         self.guards = Guards(config)
         self._refused: set[str] = set()
+        self._told_missing = False
         self._base_interval = recorder.config.capture.interval
         #: Held while the base job is paused, resumed or rescheduled: a reload during a burst keeps it paused.
         self._base = threading.Lock()
@@ -69,6 +70,7 @@ class Bursts:
         self.config = config
         self._base_interval = base_interval
         self.trigger = Trigger(config)
+        self._told_missing = False
         self.guards.config = config
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job("trigger-check")
@@ -93,6 +95,10 @@ class Bursts:
         finally:
             self.recorder.lock.release()
         self.metrics.trigger_checks.inc()
+        missing = [name for name, _ in self.config.rates if name not in status]
+        if status and missing and not self._told_missing:
+            self._told_missing = True
+            log.warning("rate condition on a counter the server does not report: it cannot fire", counters=missing)
         numbers = {k: float(v) for k, v in status.items()}
         fired = self.trigger.check_counters(datetime.now(UTC), numbers)
         if fired is not None:

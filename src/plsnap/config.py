@@ -10,6 +10,7 @@ callback it is given). Passwords are never a config value or a command-line valu
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import stat
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from plsnap.counters import is_gauge
 from plsnap.errors import ConfigError
 from plsnap.smallfile import read_capped
 from plsnap.units import parse_duration, parse_size
@@ -177,10 +179,17 @@ def _rates(value: Any) -> tuple[tuple[str, float], ...]:
             limit = float(threshold)
         except ValueError:
             limit = -1.0
-        if not sep or not _STATUS_NAME.match(name) or limit < 0:
-            raise ValueError(f"{item!r} is not a rate condition: write Name>X, e.g. Questions>5000 (per second)")
+        if not sep or not _STATUS_NAME.match(name) or not 0 < limit < math.inf:
+            raise ValueError(
+                f"{item!r} is not a rate condition: write Name>X with X above 0, e.g. Questions>5000 (per second)"
+            )
+        if is_gauge(name):
+            raise ValueError(
+                f"{item!r}: {name} is a level, not a running total, so it has no rate (use threads_running for "
+                "Threads_running, or a counter such as Questions)"
+            )
         found.append((name, limit))
-    return tuple(found)
+    return tuple(dict.fromkeys(found))
 
 
 def _instance(value: Any) -> str:

@@ -22,22 +22,64 @@ GAUGES = frozenset(
         "Threads_connected",
         "Threads_cached",
         "Innodb_row_lock_current_waits",
+        "Innodb_row_lock_time_avg",
+        "Innodb_row_lock_time_max",
         "Innodb_history_list_length",
-        "Max_used_connections",
-        "Open_tables",
-        "Open_files",
+        "Innodb_checkpoint_age",
+        "Innodb_checkpoint_max_age",
+        "Innodb_num_open_files",
+        "Innodb_page_size",
+        "Innodb_buffer_pool_bytes_data",
+        "Innodb_buffer_pool_bytes_dirty",
+        "Innodb_buffer_pool_pages_data",
         "Innodb_buffer_pool_pages_dirty",
         "Innodb_buffer_pool_pages_free",
+        "Innodb_buffer_pool_pages_latched",
+        "Innodb_buffer_pool_pages_misc",
+        "Innodb_buffer_pool_pages_old",
+        "Innodb_buffer_pool_pages_total",
+        "Innodb_mem_adaptive_hash",
+        "Innodb_mem_dictionary",
+        "Innodb_os_log_pending_fsyncs",
+        "Innodb_os_log_pending_writes",
+        "Key_blocks_not_flushed",
+        "Key_blocks_unused",
+        "Key_blocks_used",
+        "Max_used_connections",
+        "Memory_used",
+        "Memory_used_initial",
+        "Not_flushed_delayed_rows",
+        "Delayed_insert_threads",
+        "Prepared_stmt_count",
+        "Qcache_free_blocks",
+        "Qcache_free_memory",
+        "Qcache_queries_in_cache",
+        "Qcache_total_blocks",
+        "Replica_open_temp_tables",
+        "Slave_open_temp_tables",
+        "Slaves_connected",
+        "Slaves_running",
+        "Rpl_semi_sync_master_clients",
+        "Rpl_semi_sync_source_clients",
         "Uptime",
+        "Uptime_since_flush_status",
+        "wsrep_cluster_size",
+        "wsrep_local_recv_queue",
+        "wsrep_local_send_queue",
+        "wsrep_flow_control_paused",
     }
 )
+#: Name shapes that are levels, not running totals: ``Open_tables`` (``Opened_tables`` counts), a pending or
+#: current count, a queue's average.
+_GAUGE_SHAPES = ("Open_", "Innodb_data_pending_")
+_GAUGE_SUFFIXES = ("_current_waits", "_pending", "_avg")
 #: Names of counters kept in ``INNODB_METRICS`` on MySQL 8 (not in SHOW GLOBAL STATUS), as plsnap stores them.
 INNODB_METRICS = {"trx_rseg_history_len": "Innodb_history_list_length", "lock_deadlocks": "Innodb_deadlocks"}
 
 
 def is_gauge(name: str) -> bool:
     """True for a level (``Threads_running``), False for a running total (``Questions``)."""
-    return name in GAUGES or name.endswith("_current_waits")
+    return name in GAUGES or name.startswith(_GAUGE_SHAPES) or name.endswith(_GAUGE_SUFFIXES)
 
 
 def status_of(snapshot: Snapshot) -> dict[str, float]:

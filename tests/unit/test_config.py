@@ -73,6 +73,13 @@ def test_precedence_file_env_cli(tmp_path: Path) -> None:
         ("capture = 3\n", r"capture must be a table"),
         ('[mysql]\nssl_mode = "verify_ca"\n', r"ssl_mode = verify_ca needs \[mysql\] ssl_ca"),
         ('[metrics]\nlisten = "nope"\n', r"\[metrics\] listen: expected host:port"),
+        ('[trigger]\nrates = ["Questions>nan"]\n', r"\[trigger\] rates: 'Questions>nan' is not a rate condition"),
+        ('[trigger]\nrates = ["Questions>inf"]\n', r"is not a rate condition: write Name>X with X above 0"),
+        ('[trigger]\nrates = ["Questions>1e999"]\n', r"is not a rate condition"),
+        ('[trigger]\nrates = ["Questions>0"]\n', r"is not a rate condition"),
+        ('[trigger]\nrates = ["Threads_running>5"]\n', r"Threads_running is a level, not a running total"),
+        ('[trigger]\nrates = ["Open_tables>5"]\n', r"Open_tables is a level"),
+        ('[trigger]\nrates = ["Innodb_row_lock_current_waits>1"]\n', r"is a level"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:

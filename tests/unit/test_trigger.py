@@ -9,7 +9,7 @@ import pytest
 
 from plsnap.bursts import burst_end
 from plsnap.config import MinFree, TriggerConfig
-from plsnap.counters import CounterTracker, rates
+from plsnap.counters import CounterTracker, is_gauge, rates
 from plsnap.model import parse_ts
 from plsnap.source import redact_innodb_status as redact_status
 from plsnap.summary import summarize
@@ -247,3 +247,22 @@ def test_a_burst_ends_on_its_own_grid(now: str, duration: float, interval: float
     """The closing sample takes the place of the burst slot at or after start + duration: never a second sample
     milliseconds after the last burst sample (whose rates would be absurd)."""
     assert burst_end(parse_ts(now), duration, interval) == parse_ts(end)
+
+
+@pytest.mark.parametrize(
+    ("name", "gauge"),
+    [
+        ("Memory_used", True),
+        ("Innodb_buffer_pool_pages_data", True),
+        ("Open_table_definitions", True),
+        ("Innodb_row_lock_time_max", True),
+        ("Innodb_data_pending_reads", True),
+        ("Opened_tables", False),
+        ("Questions", False),
+        ("Innodb_buffer_pool_pages_flushed", False),
+        ("Innodb_row_lock_time", False),
+    ],
+)
+def test_levels_are_told_from_running_totals(name: str, gauge: bool) -> None:
+    """A level added to [capture] status is shown as a level (a fall is no server restart, it has no rate)."""
+    assert is_gauge(name) is gauge
