@@ -388,6 +388,8 @@ class Source:
         self._conn: Connection | None = None
         self._deadline = _Deadline()
         self._stopping = False
+        #: The deadline (seconds) the attempt in progress was given.
+        self._armed_s = 0.0
         self.info: ServerInfo | None = None
         self.kind: str | None = None
         self.locks_error: str | None = None
@@ -450,7 +452,7 @@ class Source:
 
     def _lost_message(self, what: str, exc: ConnectionLost) -> str:
         if self._deadline.fired and not self._stopping:
-            return f"{what}: the attempt passed its deadline of {self.attempt_deadline:g}s and was cut off"
+            return f"{what}: the attempt passed its deadline of {self._armed_s:g}s and was cut off"
         if self._stopping:
             return f"{what}: stopped (shutdown)"
         return f"{what}: {exc}"
@@ -546,7 +548,8 @@ class Source:
         self._interval = interval_s or self.config.capture.interval
         ts = datetime.now(UTC)
         started = time.perf_counter()
-        self._deadline.arm(self.attempt_deadline, self._conn)
+        self._armed_s = self.attempt_deadline
+        self._deadline.arm(self._armed_s, self._conn)
         try:
             if self._conn is None:
                 self.connect()

@@ -142,6 +142,9 @@ def test_hung_statement_ends_at_the_attempt_deadline(tmp_path: Path) -> None:
         server.hang_on = None
         assert not source.sample().is_gap
         assert server.connects == 2
+        server.hang_on = "FROM performance_schema.processlist"
+        again = source.sample()
+        assert "passed its deadline of 1s" in (again.error or ""), "connected: the read timeout alone"
     finally:
         source.close()
 
