@@ -22,9 +22,12 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from plsnap.archive.format import parse_line
+from plsnap.archive.reader import ArchiveReader
 from plsnap.config import TriggerConfig
+from plsnap.errors import ArchiveError
 from plsnap.metrics import Metrics
-from plsnap.model import Snapshot
+from plsnap.model import Snapshot, parse_ts
 from plsnap.recorder import Recorder
 from plsnap.trigger import Fired, Guards, Trigger
 
@@ -57,6 +60,31 @@ class Bursts:
     def running(self) -> bool:
         """True while a burst samples."""
         return self.guards.running
+
+    def restore(self, now: datetime) -> None:
+        """Take up the guards' state from the markers an earlier run wrote (the last hour, or the cooldown if
+        longer): a restart does not reset the cooldown or the count per hour. Unreadable history is logged
+        and taken as none."""
+        if not self.enabled:
+            return
+        since = now - timedelta(seconds=max(3600.0, self.config.cooldown))
+        events: list[tuple[datetime, str]] = []
+        try:
+            with ArchiveReader(self.recorder.instance_dir) as reader:
+                for line in reader.iter_lines(since):
+                    if b'"burst_' not in line:
+                        continue
+                    record = parse_line(line)
+                    marker = record.get("marker") if record else None
+                    if isinstance(marker, dict) and marker.get("event") in ("burst_start", "burst_end"):
+                        events.append((parse_ts(str(record["ts"])), str(marker["event"])))  # type: ignore[index]
+        except (OSError, ArchiveError, ValueError, TypeError, KeyError) as exc:
+            log.warning("earlier bursts not read; the guards start afresh", error=str(exc))
+            return
+        if events:
+            self.guards.restore(events, now)
+            log.info("burst guards taken up from the archive", bursts=len(self.guards.started),
+                     last_end=self.guards.last_end.isoformat() if self.guards.last_end else None)  # fmt: skip
 
     def install(self) -> None:
         """Schedule the between-sample check (only when a condition reads counters)."""

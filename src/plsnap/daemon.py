@@ -107,6 +107,7 @@ class Daemon:
             self._http, _ = serve(cfg.metrics.listen, self.metrics, self.healthy)
             log.info("metrics listening", listen=cfg.metrics.listen)
         self.recorder.start()
+        self.bursts.restore(datetime.now(UTC))
         if not self._stopping.is_set():
             self._capture_job()
             self._prune_job()

@@ -8,7 +8,7 @@ The daemon feeds :class:`Trigger` the counters of its cheap check between sample
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -121,6 +121,22 @@ class Guards:
             if free < config.min_free.required(total):
                 return "min_free"
         return None
+
+    def restore(self, events: Iterable[tuple[datetime, str]], now: datetime) -> None:
+        """Take up the bursts an earlier run of the daemon recorded (``burst_start`` and ``burst_end`` markers,
+        any order), so that a restart resets neither the cooldown nor the count per hour. A burst without its
+        end (the daemon died in it) counts as ending when it would have, at the latest ``now``."""
+        pending: datetime | None = None
+        for ts, event in sorted(events):
+            if event == "burst_start":
+                self.started.append(ts)
+                pending = ts
+            elif event == "burst_end":
+                self.last_end = ts if self.last_end is None else max(self.last_end, ts)
+                pending = None
+        if pending is not None:
+            ended = min(now, pending + timedelta(seconds=self.config.burst_duration))
+            self.last_end = ended if self.last_end is None else max(self.last_end, ended)
 
     def start(self, now: datetime) -> None:
         """Record that a burst started."""

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,26 @@ def test_a_burst_survives_a_reload_and_a_stop_writes_no_failed_sample(tmp_path: 
     slots = [math.floor(parse_ts(line["ts"]).timestamp()) for line in inside]
     assert 4 <= len(inside) <= 6
     assert all(b - a == 1 for a, b in itertools.pairwise(slots)), "one sample per 1 s slot, the closing one too"
+
+
+def test_a_restarted_daemon_keeps_the_burst_guards(tmp_path: Path) -> None:
+    """The markers of a burst that an earlier run recorded hold the cooldown after a restart (a crash loop
+    cannot start a burst per restart); a daemon without conditions reads nothing."""
+    server = mysql80(sessions=[ACTIVE, SECOND])
+    trigger = {"running_sessions": 1, "cooldown": "1h", "min_free": "0"}
+    cfg = config(tmp_path, trigger=trigger)
+    first = Daemon(cfg, connector=server.connector())
+    first.recorder.start()
+    assert first.recorder.capture() is not None
+    first.recorder.write_marker({"event": "burst_start", "condition": "running sessions > 1"})
+    first.recorder.write_marker({"event": "burst_end", "interrupted": False})
+    first.recorder.close()
+    again = Daemon(cfg, connector=server.connector())
+    try:
+        now = datetime.now(UTC)
+        assert again.bursts.guards.refusal(now, None) is None
+        again.bursts.restore(now)
+        assert again.bursts.guards.refusal(now, None) == "cooldown"
+        assert len(again.bursts.guards.started) == 1
+    finally:
+        again.recorder.close()

@@ -69,6 +69,27 @@ def test_guards_cooldown_hourly_cap_and_free_space() -> None:
     assert guards.refusal(at(3601), (10_000, 999)) == "min_free"
 
 
+@pytest.mark.parametrize(
+    ("events", "now", "refusal"),
+    [
+        ([(0, "burst_start"), (60, "burst_end")], 600, "cooldown"),
+        ([(0, "burst_start"), (60, "burst_end")], 3700, None),
+        ([(0, "burst_start"), (60, "burst_end"), (1000, "burst_start"), (1060, "burst_end")], 3000, "max_per_hour"),
+        ([(0, "burst_start")], 120, "cooldown"),
+        ([(1060, "burst_end"), (1000, "burst_start")], 1500, "cooldown"),
+        ([], 10, None),
+    ],
+    ids=["cooldown-after-a-restart", "cooldown-over", "hourly-cap", "died-in-a-burst", "any-order", "none"],
+)
+def test_guards_take_up_an_earlier_runs_bursts(events: list[tuple[int, str]], now: int, refusal: str | None) -> None:
+    """A restarted daemon reads the markers of the last hour: the cooldown (30 min) and the cap (2 per hour)
+    still hold, and a burst the daemon died in ends when it would have (its 60 s)."""
+    guards = Guards(TriggerConfig(threads_running=1, cooldown=1800, max_per_hour=2, burst_duration=60))
+    guards.restore([(at(t), event) for t, event in events], at(now))
+    assert guards.refusal(at(now), None) == refusal
+    assert not guards.running
+
+
 def test_counter_reset_gives_no_negative_rate() -> None:
     """Across a server restart (counters and Uptime went down) there is no rate, and never a negative one."""
     assert rates({"Questions": 500, "Uptime": 100}, {"Questions": 20, "Uptime": 3}, 10) == {"Questions": None}

@@ -164,6 +164,16 @@ class ArchiveReader:
                 continue
             yield from self._records(part, start, end)
 
+    def iter_lines(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[bytes]:
+        """The raw lines with ``start <= ts < end``, in ``ts`` order, not parsed (for a caller that looks for a
+        few lines by their bytes first)."""
+        for part in self.partitions():
+            if (end is not None and part.start >= end) or (start is not None and part.end <= start):
+                continue
+            for prefix, line in self._lines(part, start, end).lines:
+                if prefix:
+                    yield line
+
     def iter_records_backwards(self, before: datetime) -> Iterator[dict[str, Any]]:
         """Raw records with ``ts < before``, newest first, reading one partition at a time."""
         for part in reversed(self.partitions()):
