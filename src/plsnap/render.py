@@ -361,6 +361,10 @@ def window_json(summary: WindowSummary) -> dict[str, Any]:
             }
             for b in summary.activity
         ],
+        "bursts": [
+            {"ts": format_ts(m.ts), "condition": m.marker.get("condition"), "values": m.marker.get("values")}
+            for m in summary.bursts
+        ],
         "warnings": list(summary.warnings),
     }
 

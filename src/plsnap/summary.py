@@ -286,7 +286,7 @@ def finish(
         longest=tuple(partial.stitch.longest(top)),
         bucket_seconds=bucket,
         activity=_activity(running_at, *_inside(start, end, outside), bucket),
-        warnings=_warnings(len(running_at), ranges, interval, own_only, len(bursts)),
+        warnings=_warnings(len(running_at), ranges, interval, own_only, len(bursts), spread=_spread(intervals)),
         outside=outside,
         own_only_samples=own_only,
         blockers=tuple(partial.episodes.finish()[:TOP_BLOCKERS]),
@@ -621,15 +621,40 @@ def _activity(
     return tuple(result)
 
 
+def _spread(intervals: list[float]) -> tuple[float, float] | None:
+    """The shortest and the longest sampling interval of a window's samples (seconds), None when it has none."""
+    return (min(intervals), max(intervals)) if intervals else None
+
+
 def _warnings(
-    samples: int, gaps: tuple[GapRange, ...], interval: float | None, own_only: int, bursts: int
+    samples: int,
+    gaps: tuple[GapRange, ...],
+    interval: float | None,
+    own_only: int,
+    bursts: int,
+    *,
+    spread: tuple[float, float] | None,
 ) -> tuple[str, ...]:
     notes = []
+    changed = spread is not None and spread[0] < spread[1]
     if bursts:
         notes.append(
             f"{bursts} triggered burst(s) in this window: samples there are denser; each sample weighs the time up "
             "to the next one, capped at its own interval"
         )
+    elif changed and spread is not None:
+        notes.append(
+            f"the cadence changes in this window (samples every {spread[0]:g}s to {spread[1]:g}s: a triggered burst "
+            "that began before it, or a new [capture] interval); each sample weighs the time up to the next one, "
+            "capped at its own interval"
+        )
+    if changed and spread is not None:
+        notes.append(
+            f"sampled every {spread[0]:g}s to {spread[1]:g}s: active time is estimated from samples (each weighs the "
+            f"time to the next one, at most its interval); statements shorter than {spread[1]:g}s are under-counted "
+            "or missed where the cadence is longest"
+        )
+        interval = None
     if own_only:
         notes.append(
             f"{own_only} of {samples} sample(s) were taken by an account without the PROCESS privilege: they show "

@@ -10,7 +10,8 @@ import pytest
 from plsnap.bursts import burst_end
 from plsnap.config import MinFree, TriggerConfig
 from plsnap.counters import CounterTracker, is_gauge, rates
-from plsnap.model import parse_ts
+from plsnap.model import format_ts, parse_ts
+from plsnap.render import window_json
 from plsnap.source import redact_innodb_status as redact_status
 from plsnap.summary import summarize
 from plsnap.trigger import Guards, Trigger
@@ -241,6 +242,18 @@ def test_window_says_when_it_holds_bursts() -> None:
     assert len(summary.bursts) == 1
     assert any("triggered burst" in w for w in summary.warnings)
     assert summary.gap_samples == 0
+    assert window_json(summary)["bursts"] == [{"ts": format_ts(at(30)), "condition": "x", "values": None}]
+
+
+def test_a_window_inside_a_burst_says_its_cadence_changes() -> None:
+    """A window that begins inside a burst holds no marker, but its samples are 1 s and 5 s apart: the notes
+    say so and name the longest interval as the one that under-counts short statements (not the median)."""
+    samples = [snap(t, interval=1.0) for t in range(8)] + [snap(t, interval=5.0) for t in range(10, 40, 5)]
+    summary = summarize(samples, at(0), at(40))
+    assert not summary.bursts
+    assert any("the cadence changes in this window (samples every 1s to 5s" in w for w in summary.warnings)
+    assert any("statements shorter than 5s are under-counted" in w for w in summary.warnings)
+    assert not any("statements shorter than 1s" in w for w in summary.warnings)
 
 
 def test_absurd_counter_values_never_give_infinite_rates() -> None:
