@@ -32,6 +32,9 @@ from plsnap.recorder import Recorder
 from plsnap.trigger import Fired, Guards, Trigger
 
 log = structlog.get_logger("plsnap")
+#: The most history (seconds) a starting daemon reads for earlier bursts: a cooldown longer than this is taken
+#: up from this span's markers only.
+RESTORE_SPAN_S = 86400.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -63,11 +66,11 @@ class Bursts:
 
     def restore(self, now: datetime) -> None:
         """Take up the guards' state from the markers an earlier run wrote (the last hour, or the cooldown if
-        longer): a restart does not reset the cooldown or the count per hour. Unreadable history is logged
-        and taken as none."""
+        longer, at most :data:`RESTORE_SPAN_S`: start-up must not decompress a week): a restart does not reset the
+        cooldown or the count per hour. Unreadable history is logged and taken as none."""
         if not self.enabled:
             return
-        since = now - timedelta(seconds=max(3600.0, self.config.cooldown))
+        since = now - timedelta(seconds=min(RESTORE_SPAN_S, max(3600.0, self.config.cooldown)))
         events: list[tuple[datetime, str]] = []
         try:
             with ArchiveReader(self.recorder.instance_dir) as reader:
