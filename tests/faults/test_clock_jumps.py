@@ -30,7 +30,9 @@ from tests.faults.tools import (
 )
 from tests.integration.harness import Daemon, plsnap, records, write_config
 
-WAIT_FOR_SAMPLES = 5.0  # seconds a 1 s daemon gets to produce samples after a step before it counts as stalled
+WAIT_FOR_SAMPLES = 15.0  # seconds a 1 s daemon gets for 3 samples after a step before it counts as stalled
+# (generous: a rotation on a slow disk fsyncs a dozen times; without the reschedule a step back stalls an hour)
+SKIPPED = "capture slots skipped: the previous attempt was still running"
 
 
 def wait_for_fake_samples(instance_dir: Path, clock: FakeClock, count: int, proc: Daemon) -> list[str]:
@@ -114,7 +116,9 @@ def test_clock_steps_keep_partitions_consistent(tmp_path: Path, mariadb_running,
     for record in found:
         assert partition_path(instance_dir, parse_ts(record["ts"])) in partitions
     assert len(partitions) == 3, partitions  # H-1, H and H+24h
-    assert all(r["error"] is None for r in found), [r["error"] for r in found if r["error"]][:3]
+    # A rotation that outlives a 1 s slot (a slow disk) records the slots it skipped: honest, not damage.
+    errors = [r["error"] for r in found if r["error"] and SKIPPED not in r["error"]]
+    assert not errors, errors[:3]
     assert not stalls, f"the daemon stopped sampling after these clock steps (restarted to go on): {stalls}"
     # The hour the clock went back into got lines after its rollup was written: readers must not trust it.
     assert_rollups_answer_like_raw_rows(cfg, final[0], final[-1])

@@ -96,6 +96,35 @@ def test_recorder_writes_samples_gaps_and_the_heartbeat(tmp_path: Path) -> None:
     assert second["sessions"] is None and "db.example:3306" in second["error"]
 
 
+def test_a_sample_costs_one_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With fsync on, a sample in a partition already open fsyncs once (its line); the heartbeat, rewritten every
+    sample, is replaced atomically but not fsynced, while the last one (daemon stopped) is."""
+    server = mysql80(sessions=[ACTIVE])
+    cfg = config(tmp_path, archive={"fsync": True, "rollups": False})
+    recorder = Recorder(cfg, Source(cfg, "pw", connector=server.connector()))
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    try:
+        recorder.start()
+        assert recorder.capture() is not None
+        monkeypatch.setattr(os, "fsync", counting_fsync)
+        for _ in range(3):
+            attempt = recorder.capture()
+            assert attempt is not None and attempt.written
+        assert len(synced) == 3, synced
+        assert heartbeat(cfg)["running"] is True
+        synced.clear()
+        recorder.mark_stopped()
+        assert len(synced) >= 1 and heartbeat(cfg)["running"] is False
+    finally:
+        recorder.close()
+
+
 def stop_after(daemon: Daemon, attempts: int) -> threading.Thread:
     """SIGTERM this process once the daemon has made ``attempts`` capture attempts (its handler is installed
     before the first one)."""
