@@ -13,7 +13,6 @@ import re
 import stat
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -233,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _where(exc: BaseException) -> str:
     """The innermost plsnap frame of a traceback, as ``module.py:line``: never the exception's message, which
     could quote a file's content or a statement."""
+    import traceback
+
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if "plsnap" in f.filename] or frames
     if not own:

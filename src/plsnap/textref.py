@@ -10,14 +10,18 @@ an execution read from a rollup continues one stitched from raw rows exactly as 
 from __future__ import annotations
 
 import functools
-import hashlib
 from datetime import datetime
+
+try:  # CPython's own BLAKE2, which hashlib re-exports: importing hashlib also loads OpenSSL (~2-3 ms of `at`)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import blake2b
 
 
 def digest(text: str) -> str:
     """A 40-bit digest of a statement text (hex): texts are only ever compared for one session id in one line,
     or between sightings of one session within a second of the same start, where it cannot collide."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
 
 
 class TextRef(str):
