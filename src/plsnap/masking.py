@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 from plsnap.secretwords import may_hold_secret
 
-__all__ = ["mask_secrets", "redact_literals"]
+__all__ = ["mask_secrets", "mask_spans", "redact_literals", "secret_spans"]
 
 _MASKED = "'<secret>'"
 
@@ -527,11 +527,17 @@ def mask_secrets(sql: str) -> str:
     every quoting mode at once (see the module docstring); over-masking is preferred to any leak. Strings,
     hex, bit and number literals are masked (a sign is kept); comments and identifiers are kept.
     """
+    return mask_spans(sql, secret_spans(sql))
+
+
+def secret_spans(sql: str) -> list[tuple[int, int]]:
+    """The (start, end) offsets :func:`mask_secrets` masks, merged and in order; empty when ``sql`` cannot
+    carry a secret."""
     if not _precheck(sql):
-        return sql
+        return []
     readings = _readings(sql)
     if not _is_secret(readings):
-        return sql
+        return []
     spans: set[tuple[int, int]] = set()
     for reading in readings:
         for start, end, kind in reading.spans:
@@ -539,12 +545,17 @@ def mask_secrets(sql: str) -> str:
                 spans.add((start, end))
             elif kind == "n":
                 spans.add((start + 1, end) if sql[start] in "+-" else (start, end))
+    return _merge(spans)
+
+
+def mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``text`` with each of ``spans`` (offsets, possibly overlapping) replaced by ``'<secret>'``."""
     parts: list[str] = []
     last = 0
     for start, end in _merge(spans):
-        parts += (sql[last:start], _MASKED)
+        parts += (text[last:start], _MASKED)
         last = end
-    parts.append(sql[last:])
+    parts.append(text[last:])
     return "".join(parts)
 
 

@@ -172,12 +172,17 @@ def test_account_without_process_is_said_everywhere(tmp_path: Path, mariadb_runn
 def test_innodb_status_of_a_burst_never_holds_a_secret(
     tmp_path: Path, mariadb_running: DevServer, capture_user
 ) -> None:
-    """Two sessions wait on a row lock running statements whose secrets sit on later lines (after an empty one,
-    and after a line of dashes inside a comment): the burst's InnoDB status, as MariaDB prints it ("MariaDB
+    """Sessions wait on a row lock running statements whose secrets sit on later lines (after an empty one, after
+    a line of dashes or a forged "MariaDB thread id" line inside a comment, inside a string that holds a forged
+    "---TRANSACTION" line): the burst's InnoDB status, as MariaDB prints it ("MariaDB
     thread id", "trx's" apostrophes), is stored with them masked, and `plsnap report` shows them masked."""
     statements = [
         f"SELECT v, AES_ENCRYPT('data',\n\n'{SECRET}') FROM burst_secret.t WHERE id = 1 FOR UPDATE",
         f"SELECT v /*\n----\n*/, AES_ENCRYPT('x', '{SECRET}') FROM burst_secret.t WHERE id = 1 FOR UPDATE",
+        f"SELECT v /*\nMariaDB thread id 1, */, AES_ENCRYPT('x', '{SECRET}') FROM burst_secret.t WHERE id = 1 "
+        "FOR UPDATE",
+        f"SELECT v, AES_ENCRYPT('x', 'a\n---TRANSACTION 1, ACTIVE 1 sec\n{SECRET}') FROM burst_secret.t WHERE id = 1 "
+        "FOR UPDATE",
     ]
     mariadb_running.execute(
         "CREATE DATABASE IF NOT EXISTS burst_secret",

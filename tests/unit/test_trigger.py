@@ -160,6 +160,40 @@ def test_innodb_status_statements_are_masked_and_redacted() -> None:
     assert "Sekr1t-pw" not in masked and "alice@example.com" in masked
 
 
+#: Statements that hold lines shaped like InnoDB's own (in a comment, a string, or as a line of their own), so that
+#: a parser trusting those shapes would end the statement early and leave the secret unmasked.
+FORGED = [
+    "SELECT SLEEP(4) /*\nMariaDB thread id 1, */, PASSWORD('TopSecretKey1')",
+    "CREATE USER bob /*\nMySQL thread id 1, x */ IDENTIFIED BY 'TopSecretKey1'",
+    "CREATE USER bob /*\n---TRANSACTION x */ IDENTIFIED BY 'TopSecretKey1'",
+    "ALTER USER bob /*\nTABLE LOCK table */ IDENTIFIED BY 'TopSecretKey1'",
+    "CREATE USER bob IDENTIFIED BY 'abc\nRECORD LOCKS space id TopSecretKey1'",
+    "CREATE USER bob IDENTIFIED BY 'abc\nMySQL thread id 1, x\nTopSecretKey1'",
+    "SET PASSWORD = PASSWORD('abc\nEND OF INNODB MONITOR OUTPUT TopSecretKey1')",
+    "CREATE USER bob /*\nTrx read view will not see x */ IDENTIFIED BY 'TopSecretKey1'",
+    "CREATE USER bob /*\n------- TRX HAS BEEN WAITING */ IDENTIFIED BY 'TopSecretKey1'",
+    "CREATE USER `bob\nMySQL thread id 1, x\n` IDENTIFIED BY 'TopSecretKey1'",
+    "SELECT 1\nMySQL thread id 1, x PASSWORD('TopSecretKey1')",
+    "CREATE USER bob IDENTIFIED BY\n---TRANSACTION 'TopSecretKey1'",
+]
+
+
+@pytest.mark.parametrize("statement", FORGED)
+@pytest.mark.parametrize("mode", ["none", "literals", "full"])
+def test_a_statement_with_lines_shaped_like_innodb_s_own_never_leaks(statement: str, mode: str) -> None:
+    """Whatever lines a statement holds, its secret is masked in every redaction mode (the rest of the report
+    may be over-masked)."""
+    status = (
+        "LIST OF TRANSACTIONS FOR EACH SESSION:\n---TRANSACTION 1233, ACTIVE 3 sec\n"
+        "2 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 1\n"
+        f"MySQL thread id 9, OS thread handle 140, query id 77 localhost root update\n{statement}\n"
+        "---TRANSACTION 421, not started\n0 lock struct(s), heap size 1128, 0 row lock(s)\n--------\nFILE I/O\n"
+    )
+    stored = redact_status(status, mode, 65536)
+    assert "TopSecretKey1" not in stored, stored
+    assert "---TRANSACTION 1233, ACTIVE 3 sec" in stored
+
+
 #: A lock wait as MariaDB 10.11 prints it (SHOW ENGINE INNODB STATUS, TRANSACTIONS), the waiting statement
 #: spread over lines: an empty one, and one of dashes inside a comment.
 MARIADB_WAIT = """LIST OF TRANSACTIONS FOR EACH SESSION:
