@@ -125,9 +125,11 @@ class Bursts:
             status = self.recorder.source.read_counters(self.config.counters)
         finally:
             self.recorder.lock.release()
+        if status is None:
+            return
         self.metrics.trigger_checks.inc()
         missing = [name for name, _ in self.config.rates if name not in status]
-        if status and missing and not self._told_missing:
+        if missing and not self._told_missing:
             self._told_missing = True
             log.warning("rate condition on a counter the server does not report: it cannot fire", counters=missing)
         numbers = {k: float(v) for k, v in status.items()}

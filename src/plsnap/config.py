@@ -23,7 +23,7 @@ from typing import Any
 from plsnap.counters import is_gauge
 from plsnap.errors import ConfigError
 from plsnap.smallfile import read_capped
-from plsnap.units import parse_duration, parse_size
+from plsnap.units import format_duration, parse_duration, parse_size
 
 ENV_PREFIX = "PLSNAP_"
 PASSWORD_ENV = "PLSNAP_MYSQL_PASSWORD"  # noqa: S105
@@ -519,6 +519,17 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(f"[mysql] ssl_mode = {mysql.ssl_mode} needs [mysql] ssl_ca (the CA certificate file)")
     if bool(mysql.ssl_cert) != bool(mysql.ssl_key):
         raise ConfigError("[mysql] ssl_cert and ssl_key must be set together")
+    trigger, interval = config.trigger, config.capture.interval
+    if trigger.enabled and trigger.burst_interval > interval:
+        raise ConfigError(
+            f"[trigger] burst_interval ({format_duration(trigger.burst_interval)}) must not be longer than [capture] "
+            f"interval ({format_duration(interval)}): a burst samples at least as often as the base cadence"
+        )
+    if trigger.enabled and trigger.burst_duration < trigger.burst_interval:
+        raise ConfigError(
+            f"[trigger] burst_duration ({format_duration(trigger.burst_duration)}) must be at least burst_interval "
+            f"({format_duration(trigger.burst_interval)}): a burst takes at least one sample"
+        )
 
 
 def resolve_password(

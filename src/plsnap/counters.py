@@ -67,12 +67,20 @@ GAUGES = frozenset(
         "wsrep_local_recv_queue",
         "wsrep_local_send_queue",
         "wsrep_flow_control_paused",
+        "wsrep_local_state",
+        "wsrep_local_index",
+        "wsrep_cluster_conf_id",
+        "Innodb_available_undo_logs",
+        "Innodb_ibuf_free_list",
+        "Tc_log_max_pages_used",
+        "Binlog_snapshot_position",
     }
 )
-#: Name shapes that are levels, not running totals: ``Open_tables`` (``Opened_tables`` counts), a pending or
-#: current count, a queue's average.
-_GAUGE_SHAPES = ("Open_", "Innodb_data_pending_")
-_GAUGE_SUFFIXES = ("_current_waits", "_pending", "_avg")
+#: Name shapes that are levels, not running totals: ``Open_tables`` (``Opened_tables`` counts), ACL entries, undo
+#: tablespaces, ongoing transactions, a pending or current count, a queue's average, what is active now (X
+#: Plugin connections), a size, waiting sessions (semi-sync), memory in use (``Global_connection_memory``).
+_GAUGE_SHAPES = ("Open_", "Innodb_data_pending_", "Acl_", "Innodb_undo_tablespaces_", "Ongoing_")
+_GAUGE_SUFFIXES = ("_current_waits", "_pending", "_avg", "_active", "_size", "_sessions", "_memory")
 #: Names of counters kept in ``INNODB_METRICS`` on MySQL 8 (not in SHOW GLOBAL STATUS), as plsnap stores them.
 INNODB_METRICS = {"trx_rseg_history_len": "Innodb_history_list_length", "lock_deadlocks": "Innodb_deadlocks"}
 

@@ -222,6 +222,11 @@ class Daemon:
             log.error("config reload rejected; keeping the running config", error=str(exc))
             notify("READY=1")
             return
+        except Exception as exc:  # a reload must never die silently and leave systemd in "reloading"
+            error = f"internal error: {type(exc).__name__}"
+            log.error("config reload rejected; keeping the running config", error=error)
+            notify("READY=1")
+            return
         old = self.config
         needs_restart = [
             name

@@ -106,6 +106,23 @@ _BASE_KEYS = frozenset((*SESSION_KEYS, "time_ms"))
 _NO_ISSUES = Issues()
 
 
+def marker_ok(marker: Any) -> bool:
+    """Whether an event line's ``marker`` is as plsnap writes it: an object with a string ``event``, and where
+    present a string ``condition``, an object of numbers ``values`` and a string ``innodb_status``."""
+    if type(marker) is not dict or type(marker.get("event")) is not str:
+        return False
+    condition, values, status = marker.get("condition"), marker.get("values"), marker.get("innodb_status")
+    if condition is not None and type(condition) is not str:
+        return False
+    if status is not None and type(status) is not str:
+        return False
+    if values is None:
+        return True
+    return type(values) is dict and all(
+        type(k) is str and finite(v, -MAX_COUNTER, MAX_COUNTER) is not None for k, v in values.items()
+    )
+
+
 def _count_extras(record: dict[str, Any], issues: Issues) -> None:
     """Count the lock-wait edges and counter values of a line that readers will drop."""
     locks = record.get("locks")
@@ -269,7 +286,12 @@ class Snapshot:
     @property
     def is_gap(self) -> bool:
         """True when this line records a failed sample (or a span without samples)."""
-        return self.sessions is None and "marker" not in self.extra
+        return self.sessions is None and not self.is_marker
+
+    @property
+    def is_sample(self) -> bool:
+        """True for a successful sample (a processlist, possibly empty): neither a gap nor a marker."""
+        return self.sessions is not None
 
     @property
     def is_marker(self) -> bool:
@@ -344,6 +366,8 @@ class Snapshot:
             sessions = _sessions(raw_sessions, include_idle, issues if issues is not None else Issues(), blockers)
         else:
             raise ValueError("sessions is neither a list nor null")
+        if "marker" in record and (raw_sessions is not None or not marker_ok(record["marker"])):
+            raise ValueError("a marker line that is not a well-formed event")
         duration = finite(record.get("duration_ms"), 0.0, MAX_ELAPSED * 1000)
         interval = finite(record.get("interval_s"), 0.001, MAX_INTERVAL)
         if issues is not None:

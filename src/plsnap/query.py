@@ -37,7 +37,7 @@ def snapshots_around(reader: ArchiveReader, moment: datetime, *, include_idle: b
     """Snapshots from a few minutes before ``moment`` to the first good sample after it (each side within an
     hour), gaps included, in ``ts`` order."""
     snapshots = list(reader.iter_snapshots(moment - CONTEXT, moment + CONTEXT, include_idle=include_idle))
-    if not any(not s.is_gap and s.ts <= moment for s in snapshots):
+    if not any(s.is_sample and s.ts <= moment for s in snapshots):
         for record in reader.iter_records_backwards(moment - CONTEXT):
             snapshot = reader.to_snapshot(record, include_idle=include_idle)
             if snapshot is None:
@@ -45,12 +45,12 @@ def snapshots_around(reader: ArchiveReader, moment: datetime, *, include_idle: b
             if moment - snapshot.ts > NEAR:
                 break
             snapshots.insert(0, snapshot)
-            if not snapshot.is_gap:
+            if snapshot.is_sample:
                 break
-    if not any(not s.is_gap and s.ts >= moment for s in snapshots):
+    if not any(s.is_sample and s.ts >= moment for s in snapshots):
         for snapshot in reader.iter_snapshots(moment + CONTEXT, moment + NEAR, include_idle=include_idle):
             snapshots.append(snapshot)
-            if not snapshot.is_gap:
+            if snapshot.is_sample:
                 break
     return snapshots
 

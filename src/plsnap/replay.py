@@ -381,7 +381,7 @@ def sessions_at(
 
     Without ``include_idle`` idle sessions are left out, except those holding a lock a listed session waits for.
     """
-    samples = [s for s in snapshots if not s.is_gap]
+    samples = [s for s in snapshots if s.is_sample]
     before = next((s for s in reversed(samples) if s.ts <= moment), None)
     after = next((s for s in samples if s.ts >= moment), None)
     low = before.ts if before else moment

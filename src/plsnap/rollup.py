@@ -31,11 +31,11 @@ from typing import Any
 import orjson
 import zstandard
 
-from plsnap.archive.format import ZSTD_MAGIC, FrameIndex, PartitionDecoder, parse_line, ts_prefix
+from plsnap.archive.format import ZSTD_MAGIC, FrameIndex, PartitionDecoder, parse_line, ts_prefix, walk_frame
 from plsnap.archive.fs import KIND_TEXT, SafeDir
 from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_name
 from plsnap.archive.reader import ArchiveReader
-from plsnap.errors import ArchiveError
+from plsnap.errors import ArchiveError, UsageError
 from plsnap.model import Snapshot, format_ts, parse_ts
 from plsnap.partial import DIMENSIONS, FINGERPRINT_VERSION, LOAD_BUCKET, Partial, PartialBuilder, join
 from plsnap.partial_codec import CodecError, decode, encode
@@ -390,6 +390,8 @@ def decode_file(data: bytes) -> Rollup:
         raise RollupError("rollup file too large")
     if data[:4] != ZSTD_MAGIC:
         raise RollupError("not a zstd file")
+    if walk_frame(data, 0, anchored_check=False).end != len(data):
+        raise RollupError("truncated or damaged (not one whole zstd frame)")
     stream = _Stream(data)
     rows: list[tuple[int, bytes]] = []
     while not rows and not stream.done:
@@ -607,6 +609,8 @@ class Rollups:
         """The partition's last ``ts``: the rollup's, or a later one among lines added after it was built."""
         header = rollup.header
         last = header.last_ts
+        if not partition.has_main:
+            return last
         with self.reader.directory().subdir(partition.date_name) as folder:
             size, _ = folder.read_range(partition.path.name, 0, 0)
             if size <= header.size:
@@ -617,7 +621,10 @@ class Rollups:
             for line in chunk.split(b"\n"):
                 prefix = ts_prefix(line[:48])
                 if prefix is not None and low <= prefix < high:
-                    moment = parse_ts(prefix.decode())
+                    try:
+                        moment = parse_ts(prefix.decode())
+                    except ValueError:  # a line readers skip (and report)
+                        continue
                     last = moment if last is None else max(last, moment)
         return last
 
@@ -657,21 +664,25 @@ class Rollups:
                     return "the partition changed since the rollup was built"
                 if size > header.size:
                     _, rest = folder.read_range(partition.path.name, header.size, size - header.size)
-                    if not _all_after(rest, header.covered_until):
-                        return "lines were added to a span the rollup covers"
+                    live = partition is self.reader.partitions()[-1]
+                    if not _all_after(rest, header.covered_until, partition.end, live=live):
+                        return "lines were added to a span the rollup covers, or damaged data after it"
             except (OSError, ArchiveError) as exc:
                 return f"the partition is unreadable ({exc})"
         return None
 
 
-def _all_after(data: bytes, covered_until: datetime) -> bool:
-    """True when every line in ``data`` (frames appended after a rollup was built) has ``ts >= covered_until``."""
+def _all_after(data: bytes, covered_until: datetime, hour_end: datetime, *, live: bool) -> bool:
+    """True when ``data`` (frames appended after a rollup was built) is intact and every line in it has
+    ``covered_until <= ts < hour_end``; an unfinished last frame is intact only in the ``live`` (newest)
+    partition. Anything else sends readers to the raw rows, which report it."""
     bound = format_ts(covered_until).encode()
+    end = format_ts(hour_end).encode()
     early = False
 
     def want(index: FrameIndex) -> bool:
         nonlocal early
-        if index.min_ts and index.min_ts.encode() < bound:
+        if (index.min_ts and index.min_ts.encode() < bound) or (index.max_ts and index.max_ts.encode() >= end):
             early = True
         return False
 
@@ -679,9 +690,11 @@ def _all_after(data: bytes, covered_until: datetime) -> bool:
     for chunk in decoder.chunks():
         for line in chunk.split(b"\n"):
             prefix = ts_prefix(line[:48])
-            if line and (prefix is None or prefix < bound):
+            if line and (prefix is None or prefix < bound or prefix >= end):
                 return False
-    return not early and not decoder.junk and not decoder.bad_indexes
+    frames = decoder.frames
+    intact = all(f.status in ("ok", "skipped") or (live and f.status == "open" and f is frames[-1]) for f in frames)
+    return intact and not early and not decoder.junk and not decoder.bad_indexes
 
 
 # --- the daemon's live rollup -----------------------------------------------------------------------------
@@ -867,6 +880,15 @@ class Reindexed:
     bytes: int = 0
 
 
+def _check_cache_outside(cache: Path, instance_dir: Path) -> None:
+    """UsageError when the cache and the archive overlap (``--cache`` must leave the archive untouched: inside
+    it, the cache's folders would be taken for an instance or for the archive's own rollups)."""
+    archive = Path(os.path.realpath(instance_dir))
+    where = Path(os.path.realpath(cache.expanduser()))
+    if where == archive or archive in where.parents or where / archive.name == archive:
+        raise UsageError(f"--cache {cache} overlaps the archive {instance_dir}: give a directory outside it")
+
+
 def reindex(
     instance_dir: Path,
     start: datetime | None = None,
@@ -881,6 +903,8 @@ def reindex(
     partitions, or under ``cache`` (``<cache>/<instance>/<date>/``) for an archive that is read-only. ``warn``
     receives each problem found on the way (damage in the raw rows, unreadable rollups, foreign entries), once.
     An entry that is not a regular file where the rollup goes is left alone (``skipped``)."""
+    if cache is not None:
+        _check_cache_outside(cache, instance_dir)
     moment = now or utc_now()
     done: list[Reindexed] = []
     found_problems: list[str] = []

@@ -710,17 +710,17 @@ class Source:
                     values[target] = value
         return values
 
-    def read_counters(self, names: Sequence[str]) -> dict[str, int | float]:
+    def read_counters(self, names: Sequence[str]) -> dict[str, int | float] | None:
         """The trigger's cheap check between samples: only ``names``, on the same connection, within the attempt
-        deadline; {} when not connected or when it fails (the next sample reconnects)."""
+        deadline; None when not connected or when it fails (the next sample reconnects)."""
         if self._conn is None or self.info is None:
-            return {}
+            return None
         self._deadline.arm(self.config.mysql.read_timeout, self._conn)
         try:
             return parse_status(self._conn.query(status_query(names)).rows)
         except (ServerError, ConnectionLost):
             self.close_connection()
-            return {}
+            return None
         finally:
             self._deadline.disarm()
 

@@ -37,18 +37,28 @@ def parse_duration(text: str | float) -> float:
     return total
 
 
+#: Sizes are below 2^63 bytes (what a file system and st_size can hold).
+MAX_SIZE = 2**63
+
+
 def parse_size(text: str | int) -> int:
     """Bytes for ``text``: an integer or a number with a unit (``500MB``, ``2GiB``; K/M/G alone are binary)."""
     if isinstance(text, int) and not isinstance(text, bool):
         if text < 0:
             raise ValueError("must not be negative")
+        if text >= MAX_SIZE:
+            shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
+            raise ValueError(f"{shown} bytes is too large (at most 8EiB)")
         return text
     if not isinstance(text, str):
         raise ValueError("expected a size such as 500MB or 2GiB")
     match = _SIZE.match(text.strip().lower())
     if not match or match.group(2) not in SIZE_UNITS:
-        raise ValueError(f"{text!r} is not a size (use e.g. 500MB, 2GiB, 1048576)")
-    return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
+        raise ValueError(f"{text[:60]!r} is not a size (use e.g. 500MB, 2GiB, 1048576)")
+    size = float(match.group(1)) * SIZE_UNITS[match.group(2)]
+    if not size < MAX_SIZE:  # also inf, from a number too long for a float
+        raise ValueError(f"{text[:40]!r} is too large (at most 8EiB)")
+    return int(size)
 
 
 def format_duration(seconds: float) -> str:

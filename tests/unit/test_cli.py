@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from plsnap.archive import ArchiveWriter
 from plsnap.archive.format import encode_line
 from plsnap.cli import build_parser, main
+from plsnap.model import format_ts
 from tests.synth import at, gap, idle, running, snap
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
@@ -232,6 +235,68 @@ def test_at_loads_only_what_replay_needs(archive: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def _with_status(snapshot: Any, questions: int) -> Any:
+    return dataclasses.replace(snapshot, extra={"status": {"Questions": questions, "Threads_running": 1}})
+
+
+def _marker(seconds: float, marker: Any) -> dict[str, Any]:
+    return {"ts": format_ts(at(seconds)), "v": 2, "instance": "test", "source": None, "server": None,
+            "duration_ms": None, "error": None, "interval_s": None, "sessions": None, "marker": marker}  # fmt: skip
+
+
+def test_at_after_a_burst_reads_the_samples_not_the_marker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The burst_end marker written just after the closing sample is no "sample before": `at` a moment later
+    shows that sample's sessions and the rate between the samples around it."""
+    root = tmp_path / "data"
+    with ArchiveWriter(root / "db1", fsync=False) as writer:
+        lines = [
+            encode_line(_with_status(snap(0, running(1, Q1, started=-5, now=0)), 1000).to_record()),
+            encode_line(_with_status(snap(10, running(1, Q1, started=-5, now=10)), 1600).to_record()),
+            encode_line(_marker(10.5, {"event": "burst_end", "condition": "threads_running > 5"})),
+            encode_line(_with_status(snap(20, running(1, Q1, started=-5, now=20)), 2400).to_record()),
+        ]
+        for line, seconds in zip(lines, (0, 10, 10.5, 20), strict=True):
+            writer.append(line, at(seconds))
+    code, out, _ = run(capsys, "at", iso(12), "--data-dir", str(root), "--instance", "db1", "--format", "json")
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["before"]["ts"] == format_ts(at(10)) and answer["after"]["ts"] == format_ts(at(20))
+    assert [s["id"] for s in answer["sessions"]] == [1]
+    assert answer["counters"]["rates"]["Questions"] == pytest.approx(80.0)
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        {"event": "burst_start", "condition": 12345, "values": [1, 2]},
+        {"event": "burst_start", "condition": {"x": 1}, "values": "text"},
+        {"event": "burst_start", "condition": "c", "values": {"Questions": "many"}},
+        {"x": "\x1b[31mRED"},
+        "burst_start",
+    ],
+)
+def test_a_malformed_marker_is_reported_and_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], marker: Any
+) -> None:
+    """A marker line whose fields are not what plsnap writes is skipped with a warning: window JSON still
+    follows its schema, and the line is not taken for a gap or a sample."""
+    root = tmp_path / "data"
+    with ArchiveWriter(root / "db1", fsync=False) as writer:
+        for seconds in (0, 10, 20):
+            writer.append(encode_line(snap(seconds, running(1, Q1, started=-5, now=seconds)).to_record()), at(seconds))
+            if seconds == 10:
+                writer.append(encode_line(_marker(11, marker)), at(11))
+    where = ["--data-dir", str(root), "--instance", "db1"]
+    code, out, err = run(capsys, "window", iso(0), iso(30), *where, "--format", "json")
+    assert code == 0
+    summary = json.loads(out)
+    jsonschema.validate(summary, json.loads((SCHEMAS / "window.schema.json").read_text()))
+    assert summary["bursts"] == [] and summary["samples"] == 3
+    assert "bad ts or structure" in err
+    code, out, err = run(capsys, "snapshots", iso(0), iso(30), *where, "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 3 and "bad ts or structure" in err
 
 
 def test_every_command_is_documented_in_readme() -> None:

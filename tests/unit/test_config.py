@@ -80,6 +80,19 @@ def test_precedence_file_env_cli(tmp_path: Path) -> None:
         ('[trigger]\nrates = ["Threads_running>5"]\n', r"Threads_running is a level, not a running total"),
         ('[trigger]\nrates = ["Open_tables>5"]\n', r"Open_tables is a level"),
         ('[trigger]\nrates = ["Innodb_row_lock_current_waits>1"]\n', r"is a level"),
+        ('[trigger]\nrates = ["Global_connection_memory>1"]\n', r"is a level"),
+        ('[trigger]\nmin_free = "' + "9" * 400 + 'MB"\n', r"\[trigger\] min_free: .* is too large"),
+        ("[retention]\nmax_bytes = 99999999999999999999999999\n", r"\[retention\] max_bytes: .* is too large"),
+        (
+            '[capture]\ninterval = "1s"\n[trigger]\nthreads_running = 5\nburst_interval = "40s"\n',
+            r"burst_interval \(40s\) must not be longer than \[capture\] interval \(1s\)",
+        ),
+        ('[capture]\ninterval = "10m"\n[trigger]\nthreads_running = 5\nburst_interval = "3600s"\n', r"not be longer"),
+        (
+            '[capture]\ninterval = "60s"\n[trigger]\nthreads_running = 5\n'
+            'burst_interval = "10s"\nburst_duration = "5s"\n',
+            r"burst_duration \(5s\) must be at least burst_interval \(10s\)",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:

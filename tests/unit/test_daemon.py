@@ -177,6 +177,42 @@ def test_reload_keeps_the_injected_connector(tmp_path: Path) -> None:
     assert server.queries.count(QUERIES["show"]) == len(lines)
 
 
+def test_a_reload_that_fails_unexpectedly_is_rejected_and_says_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_stream: io.StringIO
+) -> None:
+    """Whatever the reload raises, the running config stays, the rejection is logged, and systemd hears READY=1
+    after RELOADING=1 (else it would wait for the reload forever)."""
+    cfg = config(tmp_path)
+
+    def broken() -> Config:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    told: list[str] = []
+    monkeypatch.setattr("plsnap.daemon.notify", told.append)
+    daemon = Daemon(cfg, reload=broken, connector=mysql80(sessions=[ACTIVE]).connector())
+    daemon.reload()
+    assert daemon.config is cfg
+    assert told[0].startswith("RELOADING=1") and told[-1] == "READY=1", told
+    assert "config reload rejected" in log_stream.getvalue() and "OverflowError" in log_stream.getvalue()
+
+
+def test_a_rate_on_a_counter_the_server_lacks_is_said_once(tmp_path: Path, log_stream: io.StringIO) -> None:
+    """A rate condition whose only counter the server does not report (a typo) is said once in the log, even
+    though the check then reads no counter at all."""
+    server = mysql80(sessions=[ACTIVE])
+    cfg = config(tmp_path, capture={"interval": "5s"}, trigger={"rates": ["Questoins>5000"], "min_free": "0"})
+    daemon = Daemon(cfg, connector=server.connector())
+    daemon.recorder.start()
+    try:
+        assert daemon.recorder.capture() is not None
+        for _ in range(3):
+            daemon.bursts.check()
+    finally:
+        daemon.recorder.close()
+    said = [line for line in log_stream.getvalue().splitlines() if "does not report" in line]
+    assert len(said) == 1 and "Questoins" in said[0], log_stream.getvalue()[-2000:]
+
+
 def test_healthy_reports_the_last_failure(tmp_path: Path) -> None:
     """/healthz's verdict: no attempt yet is unhealthy; a recent failing attempt is alive but says why."""
     server: FakeServer = mysql80(unreachable="connection refused")

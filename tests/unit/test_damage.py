@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from plsnap.archive.format import PartitionDecoder, decode_lines, encode_line, w
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import list_partitions
 from plsnap.config import RetentionConfig
+from plsnap.model import parse_ts
 from plsnap.retention import run
 from plsnap.verify import verify
 from tests.synth import T0, at, session, snap
@@ -85,6 +87,24 @@ def test_reader_recovers_every_line_before_a_flip_in_a_frame(tmp_path: Path) -> 
     assert 0 < kept < len(frame_lines)
     assert got == [line for line in lines if line not in frame_lines[kept:]]
     assert damaged[0].lost == len(frame_lines) - kept
+
+
+def test_a_frame_whose_block_header_is_damaged_hides_nothing_after_it(tmp_path: Path) -> None:
+    """A bad block header in the first frame (its end cannot be walked) costs that frame only: a read of a later
+    span, which skips the damaged frame by its index, still finds every line of the later frames."""
+    instance = tmp_path / "db1"
+    lines = write_hour(instance, range(0, 900, 10))
+    (partition,) = list_partitions(instance).partitions
+    data = bytearray(partition.path.read_bytes())
+    block = zstandard.frame_header_size(bytes(data[:18]))
+    data[block + 2] ^= 0x10
+    partition.path.write_bytes(bytes(data))
+    with ArchiveReader(instance) as reader:
+        later = [r["ts"] for r in reader.iter_records(at(300), at(600))]
+        whole = [r["ts"] for r in reader.iter_records()]
+    expected = [orjson.loads(line)["ts"] for line in lines[30:60]]
+    assert later == expected
+    assert [ts for ts in whole if at(300) <= parse_ts(ts) < at(600)] == expected
 
 
 def test_garbled_lines_of_a_damaged_frame_are_dropped_by_their_crc(tmp_path: Path) -> None:

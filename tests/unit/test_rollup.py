@@ -23,8 +23,8 @@ from plsnap.archive.layout import list_partitions
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import RetentionConfig
-from plsnap.errors import NoDataError
-from plsnap.model import Snapshot
+from plsnap.errors import NoDataError, UsageError
+from plsnap.model import Snapshot, format_ts
 from plsnap.render import episode_json, window_json
 from plsnap.rollup import Keeper, Rollups, decode_file, reindex
 from tests.unit.test_partial import history
@@ -322,6 +322,74 @@ def test_lines_added_after_the_rollup_make_it_stale(tmp_path: Path) -> None:
     assert any("added to a span the rollup covers" in why for why in stale)
 
 
+def _append_frame(path: Path, payload: bytes) -> None:
+    with path.open("ab") as out:
+        out.write(zstandard.ZstdCompressor().compress(payload))
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        lambda first: zstandard.ZstdCompressor().compress(random.Random(5).randbytes(4000))[:40],
+        lambda first: zstandard.ZstdCompressor().compress(
+            encode_line({**first, "ts": "2099-01-01T00:10:00.000Z"}).replace(b"2099-01-01", first["ts"][:10].encode())
+        ),
+    ],
+    ids=["torn-frame", "lines-of-another-hour"],
+)
+def test_damage_added_after_a_finished_hour_s_rollup_is_reported(archive, tmp_path: Path, added: Any) -> None:
+    """What is appended to a finished hour after its rollup was built (half a frame, lines stamped with another
+    hour) makes the rollup stale: the raw rows are read, and they report it."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    first = list_partitions(copy).partitions[0]
+    with ArchiveReader(copy) as reader:
+        record = next(reader.iter_records())
+    record = {**record, "ts": "2099-01-01T" + f"{(first.start.hour + 1) % 24:02d}" + ":10:00.000Z"}
+    with first.path.open("ab") as out:
+        out.write(added(record))
+    problems, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale and problems, (stale, problems)
+
+
+def test_a_newest_hour_of_damaged_files_only_or_a_bad_ts_in_it_still_answers(archive, tmp_path: Path) -> None:
+    """The newest partition may be damaged files only, or end in a line whose ts is not a time: windows still
+    answer (like the raw rows), never with an internal error."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    *_, newest = list_partitions(copy).partitions
+    _append_frame(newest.path, b'{"ts":"' + format_ts(newest.start)[:14].encode() + b'59:60.000Z","sessions":[]}\n')
+    answers(copy, lines[0].ts, lines[0].ts + timedelta(minutes=10))
+    answers(copy, lines[0].ts, lines[-1].ts)
+    newest.path.rename(newest.path.with_name(newest.path.name + ".damaged"))
+    reindex(copy, now=lines[-1].ts + timedelta(hours=2))
+    answers(copy, lines[0].ts, lines[0].ts + timedelta(minutes=10))
+
+
+@pytest.mark.parametrize("keep", [0.8, 0.9, 0.99])
+def test_a_truncated_rollup_is_ignored_with_a_warning(archive, tmp_path: Path, keep: float) -> None:
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst")
+    part = list_partitions(copy).partitions[0]
+    path = part.path.parent / part.rollup
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+    problems, _ = answers(copy, lines[0].ts, lines[-1].ts)
+    assert len([p for p in problems if "rollup ignored" in p]) == 1, problems
+
+
+@pytest.mark.parametrize("where", ["instance", "data-dir", "inside"])
+def test_reindex_refuses_a_cache_that_overlaps_the_archive(archive, tmp_path: Path, where: str) -> None:
+    """A --cache inside the archive, or one whose <instance> folder is the archive, is refused before anything
+    is written."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "data" / "inst", rollups=False)
+    before = sorted(str(p) for p in (tmp_path / "data").rglob("*"))
+    cache = {"instance": copy, "data-dir": copy.parent, "inside": copy / "cache"}[where]
+    with pytest.raises(UsageError, match="overlaps the archive"):
+        reindex(copy, cache=cache, now=lines[-1].ts + timedelta(hours=2))
+    assert sorted(str(p) for p in (tmp_path / "data").rglob("*")) == before
+
+
 def test_a_rewritten_partition_makes_its_rollup_stale(archive, tmp_path: Path) -> None:
     root, lines = archive
     copy = _copy(root, tmp_path / "inst")
@@ -430,7 +498,7 @@ def test_a_rollup_without_its_partition_is_foreign_and_shields_nothing(archive, 
     stray.write_bytes((real[0].path.parent / str(real[0].rollup)).read_bytes())
     listing = list_partitions(copy)
     assert [p.path for p in listing.partitions] == [p.path for p in real]
-    assert [(f.path, f.reason) for f in listing.foreign] == [(stray, "a rollup without its partition; not read")]
+    assert [(f.path, f.reason) for f in listing.foreign] == [(stray, "a rollup without its partition")]
     with SafeDir.open_root(copy, writable=True) as directory:
         outcome = retention.run(directory, RetentionConfig(max_age=7 * 86400.0, max_bytes=1000),
                                 newest_snapshot=lines[-1].ts)  # fmt: skip

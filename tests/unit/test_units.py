@@ -32,6 +32,13 @@ def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
+@pytest.mark.parametrize("text", ["9" * 400 + "MB", "9999999TiB", "10000000TB", 2**63, 10**400])
+def test_parse_size_rejects_what_no_file_system_holds(text: str | int) -> None:
+    """A size too large for a float or for st_size is a ValueError (a config error), never an OverflowError."""
+    with pytest.raises(ValueError, match="too large"):
+        parse_size(text)
+
+
 def test_format_duration() -> None:
     """Durations render compactly."""
     assert format_duration(604800) == "7d"

@@ -347,6 +347,8 @@ class PartitionDecoder:
                 index, after = self._index_after(view, shape)
                 if index is None and shape.end is None:
                     index = self._index_ahead(pos)
+                    if index is not None:
+                        after = min(size, pos + max(index.length, 1))
                 if index is not None and self.want is not None and not self.want(index):
                     self.frames.append(FrameReport(pos, after, "skipped", index.lines, index))
                     pos = after

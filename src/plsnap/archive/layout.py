@@ -232,7 +232,7 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
     for hour, slot in hours.items():
         if slot.main is None and not slot.damaged:
             assert slot.rollup is not None
-            foreign.append(Foreign(folder.child_path(slot.rollup), "a rollup without its partition; not read"))
+            foreign.append(Foreign(folder.child_path(slot.rollup), "a rollup without its partition"))
             continue
         partitions.append(
             Partition(
