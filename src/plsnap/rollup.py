@@ -97,7 +97,7 @@ class Header:
     changes the time; damage that does not is what ``plsnap verify`` finds, and it marks the rollup stale);
     ``covered_until``: the slices cover ``[hour, covered_until)``;
     ``first_ts``/``last_ts``: the first and last ``ts`` of any line in those bytes; ``damaged``: the damaged
-    files beside the partition, with their sizes; ``problems``: the damage a reader of those bytes reports.
+    files beside the partition, with their sizes and digests; ``problems``: the damage a reader of those bytes reports.
     """
 
     hour: datetime
@@ -108,7 +108,7 @@ class Header:
     covered_until: datetime
     first_ts: datetime | None
     last_ts: datetime | None
-    damaged: tuple[tuple[str, int], ...] = ()
+    damaged: tuple[tuple[str, int, str], ...] = ()
     problems: tuple[str, ...] = ()
     built_by: str = "daemon"
     crcs: tuple[int, ...] = ()
@@ -157,7 +157,7 @@ class Header:
         if value.get("slice_seconds") != int(SLICE.total_seconds()) or caps != (SLICE_CAP, HOUR_CAP):
             raise OutdatedRollupError("built with other slice settings")
         try:
-            damaged = tuple((_text(name), _count(size)) for name, size in value["damaged"])
+            damaged = tuple(_damaged_entry(item) for item in value["damaged"])
             return cls(
                 hour=parse_ts(_text(value["hour"])),
                 partition=_text(value["partition"]),
@@ -457,6 +457,22 @@ def prefix_digest(folder: SafeDir, name: str, size: int, *, unless_mtime_ns: int
         os.close(fd)
 
 
+def damaged_files(folder: SafeDir, partition: Partition) -> tuple[tuple[str, int, str], ...]:
+    """(name, size, digest) of each damaged file beside ``partition``: readers read what they can of them, so a
+    change in any of them, even one that keeps the size, changes the answer."""
+    found = []
+    for name in partition.damaged:
+        size, _, digest = prefix_digest(folder, name, 2**62)
+        found.append((name, size, digest or ""))
+    return tuple(found)
+
+
+def _damaged_entry(item: Any) -> tuple[str, int, str]:
+    """A header's damaged entry; one written before digests were kept (name, size) never matches a file."""
+    name, size, *rest = item
+    return _text(name), _count(size), _text(rest[0]) if rest else ""
+
+
 def slice_start(moment: datetime) -> datetime:
     """The start of the 5-minute slice holding ``moment``."""
     base = hour_start(moment)
@@ -481,7 +497,7 @@ def _build_from_raw(
     folder = reader.directory().subdir(partition.date_name)
     with folder:
         size, _ = folder.read_range(partition.path.name, 0, 0) if partition.has_main else (0, b"")
-        damaged = tuple((name, folder.read_range(name, 0, 0)[0]) for name in partition.damaged)
+        damaged = damaged_files(folder, partition)
         actual, mtime_ns, whole = (
             prefix_digest(folder, partition.path.name, size) if size else (0, 0, hashlib.sha256().hexdigest())
         )
@@ -652,7 +668,7 @@ class Rollups:
             return "the partition is unreadable"
         with folder:
             try:
-                damaged = tuple((name, folder.read_range(name, 0, 0)[0]) for name in partition.damaged)
+                damaged = damaged_files(folder, partition)
                 if damaged != header.damaged:
                     return "the damaged files beside the partition changed"
                 if not partition.has_main:

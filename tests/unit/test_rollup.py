@@ -411,6 +411,22 @@ def test_a_damaged_file_set_aside_makes_the_rollup_stale(archive, tmp_path: Path
     assert any(".damaged" in p for p in problems), "the damage itself is still reported"
 
 
+def test_a_damaged_file_changed_in_place_makes_the_rollup_stale(archive, tmp_path: Path) -> None:
+    """Readers read what they can of a damaged file set aside: a byte changed in it (its size kept) changes
+    what they read, so the rollup built with it is stale."""
+    root, lines = archive
+    copy = _copy(root, tmp_path / "inst", rollups=False)
+    second = list_partitions(copy).partitions[1]
+    aside = second.path.with_name(second.path.name + ".damaged")
+    second.path.rename(aside)
+    reindex(copy, now=lines[-1].ts + timedelta(hours=2))
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert not stale
+    _flip(aside, 0.5, mtime_ns_after=0)
+    _, stale = answers(copy, lines[0].ts, lines[-1].ts)
+    assert stale == ["the damaged files beside the partition changed"]
+
+
 def test_a_flipped_byte_in_a_rollup_never_changes_an_answer(archive, tmp_path: Path) -> None:
     """Rollups are read lazily, before zstd's checksum at the frame's end: each line's CRC in the header
     still catches damage, and the answer comes from the raw rows, with a warning."""
