@@ -587,6 +587,8 @@ class Rollups:
         reason = "no rollup"
         for cached, folder in self._folders(partition):
             with folder:
+                if not cached and partition.rollup is None:
+                    continue  # none, or not a regular file (the listing reported it)
                 try:
                     data = folder.read_bytes(partition.rollup_name, limit=MAX_FILE_BYTES + 1)
                 except FileNotFoundError:

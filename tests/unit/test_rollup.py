@@ -473,6 +473,26 @@ def test_a_symlinked_rollup_is_never_followed(archive, tmp_path: Path) -> None:
     assert any("symlink" in p for p in problems)
 
 
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "dir"])
+def test_an_odd_entry_at_a_rollup_s_name_is_said_once_and_is_no_lost_history(
+    archive, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A symlink, FIFO or directory where a rollup should be: one warning from a window, and verify (whose
+    exit 1 means history that cannot be read) exits 0, since a rollup is derived data."""
+    from plsnap.cli import main
+
+    root, lines = archive
+    copy = _copy(root, tmp_path / "data" / "inst", rollups=False)
+    part = list_partitions(copy).partitions[0]
+    where = part.path.parent / part.rollup_name
+    {"symlink": lambda: where.symlink_to(tmp_path), "fifo": lambda: os.mkfifo(where), "dir": where.mkdir}[kind]()
+    args = ["--data-dir", str(copy.parent), "--instance", "inst"]
+    assert main(["window", format_ts(lines[0].ts), format_ts(lines[-1].ts), *args, "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(str(where)) == 1, err
+    assert main(["verify", *args]) == 0
+
+
 def test_reindex_into_a_cache_leaves_the_archive_alone(archive, tmp_path: Path) -> None:
     root, lines = archive
     copy = _copy(root, tmp_path / "copy" / "inst", rollups=False)

@@ -219,7 +219,10 @@ def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition],
             continue
         if child.kind != "file":
             kind = {"symlink": "a symlink (never followed)", "dir": "a directory"}.get(child.kind, "not a file")
-            foreign.append(Foreign(path, f"is {kind} where a partition file should be", unreadable=True))
+            if rollup is not None:  # derived data: windows read the raw rows instead, and nothing is lost
+                foreign.append(Foreign(path, f"is {kind} where a partition's rollup should be"))
+            else:
+                foreign.append(Foreign(path, f"is {kind} where a partition file should be", unreadable=True))
             continue
         slot = hours.setdefault(hour, _Hour())
         slot.size += child.size
