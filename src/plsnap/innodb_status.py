@@ -3,12 +3,14 @@ a statement looks unlike InnoDB's own lines (InnoDB prints statements verbatim, 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 from plsnap.masking import mask_secrets, mask_spans, redact_literals, secret_spans
-from plsnap.secretwords import may_hold_secret
+from plsnap.secretwords import PRECHECK, may_hold_secret
 
 #: A line that starts a session's block in SHOW ENGINE INNODB STATUS; the statement text follows it.
 _THREAD_LINE = re.compile(r"^(?:MySQL|MariaDB) thread id [0-9]+,")
@@ -29,11 +31,16 @@ _CERTAIN_END = re.compile(
 )
 #: A word no reading takes for part of a literal or a comment unless the text before it left one open.
 _SENTINEL = "PLSNAPSTATEMENTENDSHERE"
-#: A bare number, decimal or hex (``0x7fb0e9985b80``, a row dump's ``hex 616c...``): InnoDB's own lines are full
-#: of them.
-_NUMBER = re.compile(r"[0-9][0-9a-fA-FxX.+-]*")
+#: At most this many characters are read as statements (about a second of tokenizing): more means strings or
+#: comments left open across thousands of sessions.
+BUDGET = 8_000_000
+#: What replaces everything after the first thread line when that budget would be passed.
+UNDELIMITED = "<plsnap: statements holding secret-bearing words could not be delimited; the rest is not kept>"
+#: Phrases of InnoDB's own lines that hold a word of the secret precheck (``mysql``, ``master``).
+_OWN_PHRASES = ("mysql thread id", "mysql tables in use", "srv_master_thread", "master thread")
 #: A record dump's field (``0: len 4; hex 80000001; asc     ;;``): a row's values.
-_FIELD_DUMP = re.compile(r"(\s[0-9]+: len [0-9]+; hex )[0-9a-f]*(; asc ).*?;;")
+#: Its numbers may already be masked or redacted (``'<secret>'``, ``?``) when the dump is removed.
+_FIELD_DUMP = re.compile(r"(\s(?:[0-9]+|\?|'<secret>'): len (?:[0-9]+|\?|'<secret>'); hex )[^;]*(; asc ).*?;;")
 
 
 def redact_status(text: str, convert: Callable[[str], str], *, redact_rows: bool = False) -> str:
@@ -42,45 +49,36 @@ def redact_status(text: str, convert: Callable[[str], str], *, redact_rows: bool
     statement's text into what is kept (masked, redacted); with ``redact_rows`` the record dumps' field values
     (``hex ...; asc ...``) go too.
 
-    A statement may hold any line, one shaped like InnoDB's own included (a comment or a string can hold
-    ``MySQL thread id 1,`` or ``---TRANSACTION``), so where a statement ends is never certain:
-
-    - when a statement ends at a line whose shape a statement can take too (dashes, ``*** ...``), everything up
-      to the next line only InnoDB prints is read as one text as well, and has all its literals masked when it
-      holds a secret;
-    - when a statement (or that longer text) ends inside a string, a quoted name or a comment, or when a line
-      read as InnoDB's own has a word a secret needs, everything from the first session block to the end is
-      read as one text too; when that text holds a secret, every literal that any reading would mask is masked
-      (with ``redact_rows``, every literal there is redacted as well).
-
-    InnoDB's own lines hold numbers, and a statement elsewhere that holds a secret makes them literals of that
-    long text: so a line read as InnoDB's own sends the report down the second path only when a string (not a
-    bare number) of the long text lies in it.
-
-    Over-masking the rest of the report is accepted; a leak is not."""
+    A statement may hold any line, one shaped like InnoDB's own included (a comment, a string, even code can
+    hold ``MySQL thread id 1,`` or ``---TRANSACTION``), so where a statement ends is never certain; where it
+    starts is: right after its thread line. So besides the pass by statements (each up to the next line shaped
+    like InnoDB's, or for an ambiguous shape such as a ruler of dashes, up to the next line only InnoDB prints),
+    the text from each thread line's next line is read as one statement up to the end of the next thread line
+    where every reading is back in code (InnoDB's lines between are read with it), and when it holds a secret, every
+    literal of it from its first secret-bearing word on is masked (and, with ``redact_rows``, the pieces of
+    the report that hold one are redacted as well): a secret follows the word that makes a statement
+    secret-bearing. Over-masking InnoDB's own numbers
+    there is accepted; a leak is not. When that would mean reading more than :data:`BUDGET` characters,
+    everything after the first thread line is replaced by a note instead."""
     lines = text.split("\n")
     parsed = _parse(lines, convert, redact_rows)
     kept = "\n".join(line for line in parsed.out if line is not None)
     if parsed.first is None:
         return kept
-    return _mask_from_first_session(text, lines, parsed, redact_rows) or kept
+    return _mask_every_statement(text, lines, parsed, redact_rows) or kept
 
 
 class _Parsed(NamedTuple):
-    """What the statement-by-statement pass found: the lines to keep (None: merged into the one before), the
-    (begin, stop) line ranges read as statements, the first thread line, and whether a statement ended open."""
+    """What the statement-by-statement pass found: the lines to keep (None: merged into the one before) and the
+    first thread line."""
 
     out: list[str | None]
-    regions: list[tuple[int, int]]
     first: int | None
-    open_end: bool
 
 
 def _parse(lines: list[str], convert: Callable[[str], str], redact_rows: bool) -> _Parsed:
     out: list[str | None] = [_dump(line, redact_rows) for line in lines]
-    regions: list[tuple[int, int]] = []
     first: int | None = None
-    open_end = False
     position = 0
     while position < len(lines):
         if not _THREAD_LINE.match(lines[position]):
@@ -100,48 +98,71 @@ def _parse(lines: list[str], convert: Callable[[str], str], redact_rows: bool) -
             masked = mask_secrets(region) if may_hold_secret(region) else region
             if masked != region:
                 out[begin:stop] = [_dump(masked, redact_rows), *[None] * (stop - begin - 1)]
-        if stop > begin:
-            regions.append((begin, stop))
-            open_end = open_end or _ends_open("\n".join(lines[begin:stop]))
         position = end
-    return _Parsed(out, regions, first, open_end)
+    return _Parsed(out, first)
 
 
-def _mask_from_first_session(text: str, lines: list[str], parsed: _Parsed, redact_rows: bool) -> str | None:
-    """The report masked as one text from its first thread line on, or None when the pass by statements is
-    enough (that text holds no secret, or only in what the pass read as statements and none ended open)."""
+def _mask_every_statement(text: str, lines: list[str], parsed: _Parsed, redact_rows: bool) -> str | None:
+    """The report with the secret literals of every statement, each read from its own start to the next thread
+    line where every reading is back in code (a string, a quoted name or a comment still open there runs on),
+    masked; None when none of them holds a secret (the pass by statements stands)."""
     assert parsed.first is not None
+    words = _secret_words(text)
+    if not words:
+        return None
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line) + 1)
-    base = starts[parsed.first]
-    tail = text[base:]
-    whole = secret_spans(tail)
-    if not whole:
+    word_ends = [stop for _, stop in words]
+    thread_lines = [i for i, line in enumerate(lines) if _THREAD_LINE.match(line)]
+    boundaries = [starts[i + 1] - 1 for i in thread_lines] + [len(text)]  # the ends of the thread lines
+    spans: list[tuple[int, int]] = []
+    read = 0
+    for number, index in enumerate(thread_lines):
+        begin = starts[index + 1]
+        later = number + 1
+        end = boundaries[later]
+        while end < len(text) and _ends_open(text[begin:end]):
+            read += end - begin
+            if read > BUDGET:
+                return text[: starts[parsed.first + 1]] + UNDELIMITED
+            later += 1
+            end = boundaries[later]
+        found = bisect.bisect_right(word_ends, begin)
+        first_word = words[found][0] if found < len(words) else len(text)
+        if first_word >= end:
+            continue
+        read += end - begin
+        if read > BUDGET:
+            return text[: starts[parsed.first + 1]] + UNDELIMITED
+        spans += [(begin + a, begin + b) for a, b in secret_spans(text[begin:end]) if begin + b > first_word]
+    if not spans:
         return None
-    if not parsed.open_end:
-        covered = {i for begin, stop in parsed.regions for i in range(begin, stop)}
-        loose = [(starts[i] - base, starts[i + 1] - base) for i in range(parsed.first, len(lines)) if i not in covered]
-        if not any(_in_any(a, b, loose) and not _NUMBER.fullmatch(tail[a:b]) for a, b in whole):
-            return None
-    spans = [(base + a, base + b) for a, b in whole]
-    for begin, stop in parsed.regions:
-        offset = starts[begin]
-        spans += [(offset + a, offset + b) for a, b in secret_spans("\n".join(lines[begin:stop]))]
-    masked = mask_spans(text, spans)
-    head, rest = masked[:base], masked[base:]
-    return _dump(head + (redact_literals(rest) if redact_rows else rest), redact_rows)
-
-
-def _in_any(start: int, end: int, ranges: list[tuple[int, int]]) -> bool:
-    """True when ``[start, end)`` overlaps one of ``ranges``."""
-    return any(start < high and low < end for low, high in ranges)
+    pieces: list[str] = []
+    segments = [k for k, out in enumerate(parsed.out) if out is not None] + [len(lines)]
+    for k, following in itertools.pairwise(segments):
+        low, high = starts[k], starts[following] - 1
+        inside = [(max(a, low) - low, min(b, high) - low) for a, b in spans if a < high and low < b]
+        if not inside:
+            pieces.append(parsed.out[k] or "")
+            continue
+        masked = mask_spans(text[low:high], inside)
+        pieces.append(_dump(redact_literals(masked) if redact_rows else masked, redact_rows))
+    return "\n".join(pieces)
 
 
 def _ends_open(statement: str) -> bool:
     """True when some reading of ``statement`` ends inside a string, a quoted name or a comment (what follows
     would be part of it)."""
     return _SENTINEL not in redact_literals(f"{statement}\n{_SENTINEL}")
+
+
+def _secret_words(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every word a secret needs, in order, InnoDB's own phrases left out."""
+    lowered = text.lower()
+    for phrase in _OWN_PHRASES:
+        lowered = lowered.replace(phrase, " " * len(phrase))
+    return [match.span() for match in PRECHECK.finditer(lowered)]
 
 
 def _dump(text: str, redact_rows: bool) -> str:

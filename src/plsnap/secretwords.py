@@ -12,7 +12,7 @@ import re
 # immediate, rds_, az_, create|alter user; inside a string that PREPARE or EXECUTE IMMEDIATE runs, a word
 # can be spelled with escapes (``\I\D...``), hence ``\\[a-z]``. The alternatives are grouped by their
 # first letter, which the regex engine matches faster than a flat list or re.IGNORECASE.
-_PRECHECK = re.compile(
+PRECHECK = re.compile(
     r"""
     a(?:uth|pi_?key|symmetric|lter\s+user|z_)|c(?:r(?:ypt|edential|eate\s+user)|onnection)|decode|encode
     |i(?:dentif|mmediate)|keyring|m(?:aster|ysql)|option_list|p(?:assw|wd|rivate|repare)|r(?:eplica|ds_)
@@ -25,4 +25,4 @@ _PRECHECK = re.compile(
 def may_hold_secret(text: str) -> bool:
     """Whether ``text`` holds a word that some secret-bearing statement needs: when False,
     :func:`plsnap.masking.mask_secrets` returns it as is."""
-    return _PRECHECK.search(text.lower()) is not None
+    return PRECHECK.search(text.lower()) is not None

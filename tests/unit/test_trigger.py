@@ -194,6 +194,53 @@ def test_a_statement_with_lines_shaped_like_innodb_s_own_never_leaks(statement: 
     assert "---TRANSACTION 1233, ACTIVE 3 sec" in stored
 
 
+#: InnoDB's own text with a quote of its own before a statement that holds a forged line: a reading from the
+#: first thread line pairs the quotes wrongly; each statement is read from its own start.
+STRAY_QUOTES = [
+    "MySQL thread id 5, OS thread handle 1, query id 1 localhost o'brien\n"
+    "CREATE USER bob /*\n---TRANSACTION x */ IDENTIFIED BY 'TopSecretKey1'\n",
+    "MySQL thread id 4, OS thread handle 1, query id 1 localhost root\nUPDATE t SET v = 1\n"
+    "RECORD LOCKS space id 5 page no 3 n bits 320 index PRIMARY of table `app`.`t` trx id 24 lock_mode X\n"
+    " 3: len 7; hex 4f27427269656e; asc O'Brien;;\n---TRANSACTION 25, ACTIVE 1 sec\n"
+    "MySQL thread id 5, OS thread handle 1, query id 1 localhost root\n"
+    "CREATE USER bob IDENTIFIED BY 'abc\n---TRANSACTION x\nTopSecretKey1'\n",
+    "MySQL thread id 5, OS thread handle 1, query id 1 localhost a`b\n"
+    "SELECT AES_ENCRYPT('data', /*\nTABLE LOCK table */ 'TopSecretKey1')\n",
+    "MySQL thread id 5, OS thread handle 1, query id 1 localhost root\n"
+    "SELECT AES_ENCRYPT(c,\n---TRANSACTION + 987654321987) FROM t\n",
+    "MySQL thread id 5, OS thread handle 1, query id 1 localhost root\n"
+    "SELECT AES_ENCRYPT(c,\n---TRANSACTION + 0x546f70536563726574) FROM t\n",
+]
+
+
+@pytest.mark.parametrize("status", STRAY_QUOTES)
+@pytest.mark.parametrize("mode", ["none", "literals", "full"])
+def test_a_stray_quote_of_innodb_s_own_or_a_forged_line_as_code_never_leaks(status: str, mode: str) -> None:
+    stored = redact_status("LIST OF TRANSACTIONS FOR EACH SESSION:\n" + status + "--------\nFILE I/O\n", mode, 65536)
+    assert not any(k in stored for k in ("TopSecretKey1", "987654321987", "546f70536563726574")), stored
+
+
+def test_thousands_of_sessions_are_read_one_statement_at_a_time() -> None:
+    """Six thousand sessions and a secret-bearing statement at the end: each statement is read to the next
+    thread line (not to the end of the report), so the earlier ones stay as they are."""
+    block = "---TRANSACTION 4219, ACTIVE 1 sec\nMySQL thread id 12, OS thread handle 1, query id 9 host app\nSELECT 1\n"
+    status = "TRANSACTIONS\n" + block * 6000 + "MySQL thread id 1, x\nSELECT AES_ENCRYPT(c, 'TopSecretKey1')\n"
+    stored = redact_status(status, "none", 65536)
+    assert "TopSecretKey1" not in stored and stored.startswith("TRANSACTIONS\n" + block * 5999)
+
+
+def test_statements_left_open_across_thousands_of_sessions_keep_nothing_after_the_first() -> None:
+    """When every statement is cut inside a comment (each would run to the end of the report), the report keeps
+    only what precedes the first statement, with a note, rather than read for minutes."""
+    block = (
+        "---TRANSACTION 4219, ACTIVE 1 sec\nMySQL thread id 12, OS thread handle 1, query id 9 host app\nSELECT 1 /*\n"
+    )
+    status = "TRANSACTIONS\n" + block * 3000 + "MySQL thread id 1, x\nSELECT AES_ENCRYPT(c, 'TopSecretKey1')\n"
+    stored = redact_status(status, "none", 65536)
+    assert "TopSecretKey1" not in stored and "could not be delimited" in stored
+    assert stored.startswith("TRANSACTIONS\n---TRANSACTION 4219")
+
+
 #: A lock wait as MariaDB 10.11 prints it (SHOW ENGINE INNODB STATUS, TRANSACTIONS), the waiting statement
 #: spread over lines: an empty one, and one of dashes inside a comment.
 MARIADB_WAIT = """LIST OF TRANSACTIONS FOR EACH SESSION:
@@ -256,17 +303,20 @@ def test_innodb_status_never_leaks_a_secret_of_a_multiline_statement(statement: 
 
 
 def test_innodb_status_of_mariadb_is_masked_and_its_row_dumps_redacted() -> None:
-    """MariaDB says "MariaDB thread id": its statements are masked too; with redact, the record dumps' row
-    values go; without, InnoDB's numbers and the row dump stay as the server printed them."""
+    """MariaDB says "MariaDB thread id": its statements are masked too, and since where a statement ends is never
+    certain, every literal after its secret-bearing word is masked to the end of the report (InnoDB's numbers
+    there included; what comes before the word stays); with redact, the record dumps' row values go too."""
+    before_word = MARIADB_WAIT[: MARIADB_WAIT.index("AES_ENCRYPT")]
     masked = redact_status(MARIADB_WAIT, "none", 65536)
     assert "TopSecretKey1" not in masked and "SecondKey2" not in masked and "'data'" not in masked
-    assert "alice@example.com" in masked and "---TRANSACTION 23, ACTIVE 1 sec" in masked
-    assert "---TRANSACTION (0x7fb0e9985b80), not started" in masked
+    assert masked.startswith(before_word)
+    assert masked.count("---TRANSACTION ") == MARIADB_WAIT.count("---TRANSACTION ")
+    assert "alice@example.com" in masked, "the row dump's text is no literal: only redact removes it"
     for mode in ("literals", "full"):
         redacted = redact_status(MARIADB_WAIT, mode, 65536)
         assert not any(k in redacted for k in ("TopSecretKey1", "SecondKey2", "alice@example.com", "616c6963"))
-        assert "---TRANSACTION (0x7fb0e9985b80), not started" in redacted
-        assert "---TRANSACTION 23, ACTIVE 1 sec" in redacted
+        assert redacted.startswith(before_word.split("MariaDB thread id")[0])
+        assert redacted.count("---TRANSACTION ") == MARIADB_WAIT.count("---TRANSACTION ")
 
 
 def test_window_says_when_it_holds_bursts() -> None:
