@@ -78,9 +78,10 @@ GAUGES = frozenset(
 )
 #: Name shapes that are levels, not running totals: ``Open_tables`` (``Opened_tables`` counts), ACL entries, undo
 #: tablespaces, ongoing transactions, a pending or current count, a queue's average, what is active now (X
-#: Plugin connections), a size, waiting sessions (semi-sync), memory in use (``Global_connection_memory``).
+#: Plugin connections), a size, waiting sessions (semi-sync; ``Mysqlx_sessions`` counts), memory in use
+#: (``Global_connection_memory``).
 _GAUGE_SHAPES = ("Open_", "Innodb_data_pending_", "Acl_", "Innodb_undo_tablespaces_", "Ongoing_")
-_GAUGE_SUFFIXES = ("_current_waits", "_pending", "_avg", "_active", "_size", "_sessions", "_memory")
+_GAUGE_SUFFIXES = ("_current_waits", "_pending", "_avg", "_active", "_size", "_wait_sessions", "_memory")
 #: Names of counters kept in ``INNODB_METRICS`` on MySQL 8 (not in SHOW GLOBAL STATUS), as plsnap stores them.
 INNODB_METRICS = {"trx_rseg_history_len": "Innodb_history_list_length", "lock_deadlocks": "Innodb_deadlocks"}
 

@@ -54,31 +54,32 @@ def redact_status(text: str, convert: Callable[[str], str], *, redact_rows: bool
     starts is: right after its thread line. So besides the pass by statements (each up to the next line shaped
     like InnoDB's, or for an ambiguous shape such as a ruler of dashes, up to the next line only InnoDB prints),
     the text from each thread line's next line is read as one statement up to the end of the next thread line
-    where every reading is back in code (InnoDB's lines between are read with it), and when it holds a secret, every
-    literal of it from its first secret-bearing word on is masked (and, with ``redact_rows``, the pieces of
-    the report that hold one are redacted as well): a secret follows the word that makes a statement
-    secret-bearing. Over-masking InnoDB's own numbers
-    there is accepted; a leak is not. When that would mean reading more than :data:`BUDGET` characters,
+    where every reading is back in code (InnoDB's lines between are read with it), and when it holds a
+    secret, every literal of it is masked (a statement touched is then converted again; with
+    ``redact_rows``, InnoDB's lines touched are redacted as well). Over-masking InnoDB's own numbers there is
+    accepted; a leak is not. When that would mean reading more than :data:`BUDGET` characters,
     everything after the first thread line is replaced by a note instead."""
     lines = text.split("\n")
     parsed = _parse(lines, convert, redact_rows)
     kept = "\n".join(line for line in parsed.out if line is not None)
     if parsed.first is None:
         return kept
-    return _mask_every_statement(text, lines, parsed, redact_rows) or kept
+    return _mask_every_statement(text, lines, parsed, convert, redact_rows) or kept
 
 
 class _Parsed(NamedTuple):
-    """What the statement-by-statement pass found: the lines to keep (None: merged into the one before) and the
-    first thread line."""
+    """What the statement-by-statement pass found: the lines to keep (None: merged into the one before), the
+    first thread line, and the lines where a statement (converted as one text) begins."""
 
     out: list[str | None]
     first: int | None
+    statements: frozenset[int]
 
 
 def _parse(lines: list[str], convert: Callable[[str], str], redact_rows: bool) -> _Parsed:
     out: list[str | None] = [_dump(line, redact_rows) for line in lines]
     first: int | None = None
+    statements: set[int] = set()
     position = 0
     while position < len(lines):
         if not _THREAD_LINE.match(lines[position]):
@@ -90,6 +91,7 @@ def _parse(lines: list[str], convert: Callable[[str], str], redact_rows: bool) -
             end += 1
         if end > begin:
             out[begin:end] = [convert("\n".join(lines[begin:end])), *[None] * (end - begin - 1)]
+            statements.add(begin)
         stop = end
         if end < len(lines) and not _CERTAIN_END.match(lines[end]):
             while stop < len(lines) and not _CERTAIN_END.match(lines[stop]):
@@ -99,10 +101,12 @@ def _parse(lines: list[str], convert: Callable[[str], str], redact_rows: bool) -
             if masked != region:
                 out[begin:stop] = [_dump(masked, redact_rows), *[None] * (stop - begin - 1)]
         position = end
-    return _Parsed(out, first)
+    return _Parsed(out, first, frozenset(statements))
 
 
-def _mask_every_statement(text: str, lines: list[str], parsed: _Parsed, redact_rows: bool) -> str | None:
+def _mask_every_statement(
+    text: str, lines: list[str], parsed: _Parsed, convert: Callable[[str], str], redact_rows: bool
+) -> str | None:
     """The report with the secret literals of every statement, each read from its own start to the next thread
     line where every reading is back in code (a string, a quoted name or a comment still open there runs on),
     masked; None when none of them holds a secret (the pass by statements stands)."""
@@ -129,13 +133,12 @@ def _mask_every_statement(text: str, lines: list[str], parsed: _Parsed, redact_r
             later += 1
             end = boundaries[later]
         found = bisect.bisect_right(word_ends, begin)
-        first_word = words[found][0] if found < len(words) else len(text)
-        if first_word >= end:
+        if found == len(words) or words[found][0] >= end:
             continue
         read += end - begin
         if read > BUDGET:
             return text[: starts[parsed.first + 1]] + UNDELIMITED
-        spans += [(begin + a, begin + b) for a, b in secret_spans(text[begin:end]) if begin + b > first_word]
+        spans += [(begin + a, begin + b) for a, b in secret_spans(text[begin:end])]
     if not spans:
         return None
     pieces: list[str] = []
@@ -147,7 +150,10 @@ def _mask_every_statement(text: str, lines: list[str], parsed: _Parsed, redact_r
             pieces.append(parsed.out[k] or "")
             continue
         masked = mask_spans(text[low:high], inside)
-        pieces.append(_dump(redact_literals(masked) if redact_rows else masked, redact_rows))
+        if k in parsed.statements:  # as the pass by statements keeps it (masked, truncated, redacted)
+            pieces.append(convert(masked))
+        else:
+            pieces.append(_dump(redact_literals(masked) if redact_rows else masked, redact_rows))
     return "\n".join(pieces)
 
 

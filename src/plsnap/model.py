@@ -108,7 +108,8 @@ _NO_ISSUES = Issues()
 
 def marker_ok(marker: Any) -> bool:
     """Whether an event line's ``marker`` is as plsnap writes it: an object with a string ``event``, and where
-    present a string ``condition``, an object of numbers ``values`` and a string ``innodb_status``."""
+    present a string ``condition``, an object ``values`` of finite numbers and flags (``per_second``) and a
+    string ``innodb_status``."""
     if type(marker) is not dict or type(marker.get("event")) is not str:
         return False
     condition, values, status = marker.get("condition"), marker.get("values"), marker.get("innodb_status")
@@ -119,7 +120,8 @@ def marker_ok(marker: Any) -> bool:
     if values is None:
         return True
     return type(values) is dict and all(
-        type(k) is str and finite(v, -MAX_COUNTER, MAX_COUNTER) is not None for k, v in values.items()
+        type(k) is str and (type(v) is bool or finite(v, -MAX_COUNTER, MAX_COUNTER) is not None)
+        for k, v in values.items()
     )
 
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from plsnap.bursts import burst_end
-from plsnap.config import MinFree, TriggerConfig
+from plsnap.config import MinFree, TriggerConfig, load_config
 from plsnap.counters import CounterTracker, is_gauge, rates
-from plsnap.model import format_ts, parse_ts
+from plsnap.model import Snapshot, format_ts, parse_ts
 from plsnap.render import window_json
 from plsnap.source import redact_innodb_status as redact_status
 from plsnap.summary import summarize
@@ -160,6 +160,20 @@ def test_innodb_status_statements_are_masked_and_redacted() -> None:
     assert "Sekr1t-pw" not in masked and "alice@example.com" in masked
 
 
+def test_every_marker_the_daemon_writes_reads_back() -> None:
+    """A burst_start marker carries the fired condition's values as the trigger records them (a rate's
+    ``per_second`` flag included): readers take it as a marker, never as a line of a bad structure."""
+    config = load_config(None, environ={}, overrides={"trigger": {"rates": ["Questions>5"]}}).trigger
+    trigger = Trigger(config)
+    assert trigger.check_counters(at(0), {"Questions": 0.0}) is None
+    fired = trigger.check_counters(at(1), {"Questions": 100.0})
+    assert fired is not None and fired.values.get("per_second") is True
+    record = {"ts": format_ts(at(1)), "v": 2, "instance": "x", "sessions": None,
+              "marker": {"event": "burst_start", **fired.to_record(), "innodb_status": "x"}}  # fmt: skip
+    line = Snapshot.from_record(record)
+    assert line.is_marker and not line.is_gap and not line.is_sample
+
+
 #: Statements that hold lines shaped like InnoDB's own (in a comment, a string, or as a line of their own), so that
 #: a parser trusting those shapes would end the statement early and leave the secret unmasked.
 FORGED = [
@@ -175,6 +189,9 @@ FORGED = [
     "CREATE USER `bob\nMySQL thread id 1, x\n` IDENTIFIED BY 'TopSecretKey1'",
     "SELECT 1\nMySQL thread id 1, x PASSWORD('TopSecretKey1')",
     "CREATE USER bob IDENTIFIED BY\n---TRANSACTION 'TopSecretKey1'",
+    "SELECT 'hunter2' = PASSWORD('x')",
+    "INSERT INTO t VALUES ('hunter2', AES_ENCRYPT('a', 'b'))",
+    "SELECT 'hunter2' = PASSWORD('x') /*\n---TRANSACTION 1 */",
 ]
 
 
@@ -190,7 +207,7 @@ def test_a_statement_with_lines_shaped_like_innodb_s_own_never_leaks(statement: 
         "---TRANSACTION 421, not started\n0 lock struct(s), heap size 1128, 0 row lock(s)\n--------\nFILE I/O\n"
     )
     stored = redact_status(status, mode, 65536)
-    assert "TopSecretKey1" not in stored, stored
+    assert "TopSecretKey1" not in stored and "hunter2" not in stored, stored
     assert "---TRANSACTION 1233, ACTIVE 3 sec" in stored
 
 
@@ -385,6 +402,7 @@ def test_a_burst_ends_on_its_own_grid(now: str, duration: float, interval: float
         ("Ongoing_anonymous_transaction_count", True),
         ("Opened_tables", False),
         ("Ssl_sessions_reused", False),
+        ("Mysqlx_sessions", False),
         ("Innodb_pages_created", False),
         ("Bytes_sent", False),
         ("Questions", False),
