@@ -89,8 +89,12 @@ def test_spike_in_a_60s_cadence_is_caught_by_a_burst(tmp_path: Path, mariadb_run
     closing = next(r for r in after_burst if r.get("sessions") is not None)
     assert closing["interval_s"] == 60.0, "the burst's last sample carries the base interval again"
     assert after_burst[after_burst.index(closing) + 1]["marker"]["event"] == "burst_end"
+    # The window ends at the burst_end marker: a base sample taken during the second spike (same fingerprint)
+    # would otherwise add its sessions, weighted up to the window's end.
     window = json.loads(
-        plsnap("window", starts[0]["ts"], "now", "-c", str(cfg), "--format", "json", "--by", "fingerprint").stdout
+        plsnap(
+            "window", starts[0]["ts"], ends[0]["ts"], "-c", str(cfg), "--format", "json", "--by", "fingerprint"
+        ).stdout
     )
     sleep_group = next(g for g in window["top"] if "sleep" in g["key"] and "spike-one" in (g["example"] or ""))
     truth = SLEEPERS * (first_end - parse_ts(starts[0]["ts"]).timestamp())
