@@ -11,3 +11,4 @@ config.documented_keys  # the example config is checked against it
 metrics._QuietHandler.log_message  # overrides the access log of wsgiref
 replay.AtResult.in_gap  # public API
 locks.episodes  # public API: the episodes of a sequence of samples
+cli._Parser._get_formatter  # overrides argparse's, which argparse calls

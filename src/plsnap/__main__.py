@@ -1,5 +1,5 @@
 """``python -m plsnap``: the same as the ``plsnap`` command."""
 
-from plsnap.cli import main
+from plsnap.cli import run
 
-raise SystemExit(main())
+run()

@@ -30,6 +30,7 @@ it replaces every merged span with ``'<secret>'``. :func:`redact_literals` repla
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -94,8 +95,10 @@ _SINGLE_REST = {True: r"(?:[^'\\]++|\\.?|'')*+'?", False: r"(?:[^']++|'')*+'?"}
 _DOUBLE_REST = {True: r'(?:[^"\\]++|\\.?|"")*+"?', False: r'(?:[^"]++|"")*+"?'}
 
 
+@functools.cache
 def _linear_tokens(single_backslash: bool, double_backslash: bool) -> re.Pattern[str]:
-    """The tokens of a text without forks, read with the given backslash rules."""
+    """The tokens of a text without forks, read with the given backslash rules (compiled on first use: a text
+    without a backslash needs one mode only)."""
     single = _SINGLE_REST[single_backslash]
     double = _DOUBLE_REST[double_backslash]
     return re.compile(
@@ -114,9 +117,6 @@ def _linear_tokens(single_backslash: bool, double_backslash: bool) -> re.Pattern
         re.S | re.X,
     )
 
-
-_LINEAR = {mode: _linear_tokens(*mode) for mode in ((True, True), (False, False), (True, False))}
-_RD_FAST = _LINEAR[False, False]
 
 # The tokenizer of all readings.
 _EVENT = re.compile(r"""['"`#\[$]|--|/\*""")
@@ -574,7 +574,7 @@ def _linear_spans(sql: str) -> set[_Span]:
     """The spans of every quoting mode's reading of a text without forks (one regex pass per mode)."""
     spans: set[_Span] = set()
     for mode in _modes(sql):
-        for match in _LINEAR[mode].finditer(sql):
+        for match in _linear_tokens(*mode).finditer(sql):
             kind = match.lastgroup
             assert kind is not None
             if kind != "b":
@@ -630,4 +630,4 @@ def redact_literals(sql: str) -> str:
         return _redact_all_readings(sql)
     if "\\" in sql:
         return _redact_spans(sql, _linear_spans(sql))
-    return _RD_FAST.sub(_rd_fast_token, sql)
+    return _linear_tokens(False, False).sub(_rd_fast_token, sql)

@@ -5,7 +5,6 @@ Each ``*_json`` function returns the plain object that is printed, so the JSON s
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from plsnap.counters import Cell, CounterSummary, Range, is_gauge
-from plsnap.locks import Edge, Episode, blocking_trees, roots_of
 from plsnap.model import Session, Snapshot, format_ts
 from plsnap.secretwords import may_hold_secret
 from plsnap.units import format_duration, format_size
@@ -22,6 +20,7 @@ from plsnap.units import format_duration, format_size
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from plsnap.locks import Edge, Episode
     from plsnap.replay import AtResult, AtSession, Execution
     from plsnap.retention import Decision
     from plsnap.summary import GapRange, WindowSummary
@@ -85,6 +84,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def to_csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """CSV text with a header row."""
+    import csv
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -104,7 +105,7 @@ def at_json(result: AtResult) -> dict[str, Any]:
         "visibility": result.visibility,
         "sessions": [_at_session(row) for row in result.sessions],
         "locks": [edge.to_record() for edge in result.locks],
-        "root_blockers": roots_of(result.locks),
+        "root_blockers": _roots_of(result.locks),
         "counters": {
             "values": dict(result.counters),
             "rates": dict(result.rates),
@@ -244,6 +245,15 @@ HOW_TEXT = {"lock_table": "proven", "derived": "derived", "inferred": "INFERRED 
 MAX_TREE_INDENT = 12
 
 
+def _roots_of(edges: Sequence[Edge]) -> list[int]:
+    """:func:`plsnap.locks.roots_of`, loading the lock code only when there are edges (most samples have none)."""
+    if not edges:
+        return []
+    from plsnap.locks import roots_of
+
+    return roots_of(edges)
+
+
 def lock_tree_lines(edges: Sequence[Edge], sample: Snapshot | None) -> list[str]:
     """The blocking trees of one sample: root blockers first, waiters indented under what they wait for."""
     by_id = {s.id: s for s in (sample.sessions or ())} if sample is not None else {}
@@ -254,6 +264,8 @@ def lock_tree_lines(edges: Sequence[Edge], sample: Snapshot | None) -> list[str]
         if session is None:
             return (2, 0.0)
         return (0 if not session.active else 1, -(session.number("trx_age") or 0.0))
+
+    from plsnap.locks import blocking_trees
 
     lines = ["blocking (root blockers first; each waiter under what it waits for):"]
     for tree in blocking_trees(edges, rank):

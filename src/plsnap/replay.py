@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plsnap.counters import rates_between, status_of
-from plsnap.locks import Edge, edges_of
 from plsnap.model import Session, Snapshot
 from plsnap.textref import text_key
+
+if TYPE_CHECKING:
+    from plsnap.locks import Edge
 
 START_TOLERANCE = timedelta(seconds=1)
 
@@ -374,6 +376,15 @@ class AtResult:
         return bool(self.gaps)
 
 
+def _edges(sample: Snapshot) -> tuple[Edge, ...]:
+    """The sample's lock-wait edges (:mod:`plsnap.locks` is loaded only when it recorded some)."""
+    if not sample.extra.get("locks"):
+        return ()
+    from plsnap.locks import edges_of
+
+    return tuple(edges_of(sample))
+
+
 def sessions_at(
     snapshots: Sequence[Snapshot], moment: datetime, *, instance: str = "", include_idle: bool = False
 ) -> AtResult:
@@ -395,7 +406,7 @@ def sessions_at(
         elapsed = (moment - execution.started_at).total_seconds() if execution.started_at else None
         rows.append(AtSession(execution, confidence, elapsed))
     lock_sample = _nearest(before, after, moment)
-    locks = tuple(edges_of(lock_sample)) if lock_sample is not None else ()
+    locks = _edges(lock_sample) if lock_sample is not None else ()
     if not include_idle:
         blockers = {b for row in rows if row.execution.active for b in row.session.blocked_by}
         blockers |= {e.blocker for e in locks}

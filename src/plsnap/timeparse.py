@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plsnap.errors import UsageError
 from plsnap.model import TS_MAX, TS_MIN
@@ -30,6 +29,8 @@ def parse_zone(name: str | None) -> tzinfo | None:
         return None
     if name.upper() in {"UTC", "Z"}:
         return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for --tz: a millisecond of every start-up
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -222,14 +222,16 @@ def test_read_commands_do_not_import_capture_stack(archive: Path) -> None:
 
 
 def test_at_loads_only_what_replay_needs(archive: Path) -> None:
-    """``at`` (start-up is most of its wall time) loads no config, no window or rollup code, no logging, and
-    neither hashlib (OpenSSL) nor traceback."""
+    """``at`` (start-up is most of its wall time) loads no config, no window or rollup code, no logging,
+    neither hashlib (OpenSSL) nor traceback, and, when its samples recorded no lock waits and no --tz is given,
+    neither the lock code nor zoneinfo (nor shutil, which argparse would load for the terminal's width)."""
     code = (  # what loads before plsnap does not count (coverage's subprocess hook loads hashlib and tomllib)
         "import sys; before = set(sys.modules); from plsnap.cli import main\n"
         f"argv = ['at', '{iso(35)}', '--data-dir', {str(archive)!r}, '--instance', 'db1', '--format', 'json']\n"
         "assert main(argv) == 0\n"
         "heavy = ('pymysql', 'apscheduler', 'structlog', 'logging', 'hashlib', 'traceback', 'tomllib',\n"
-        "         'plsnap.config', 'plsnap.summary', 'plsnap.partial', 'plsnap.rollup', 'plsnap.fingerprint')\n"
+        "         'plsnap.config', 'plsnap.summary', 'plsnap.partial', 'plsnap.rollup', 'plsnap.fingerprint',\n"
+        "         'plsnap.locks', 'shutil', 'zoneinfo', 'csv')\n"
         "bad = [m for m in heavy if m in sys.modules and m not in before]\n"
         "assert not bad, bad\n"
     )
@@ -445,6 +447,22 @@ def test_report_is_written_through_the_one_atomic_write(archive: Path, tmp_path:
             if via_os or via_path:
                 renames.append(f"{path.relative_to(src)}:{node.lineno}")
     assert renames and all(r.startswith("archive/fs.py:") for r in renames), renames
+
+
+def test_at_through_the_command_ends_with_its_output_whole(archive: Path) -> None:
+    """The console command ends ``at`` without tearing its modules down: the output is still complete when
+    piped, the exit codes are main()'s, and an unwritable stdout is a failure, not a silent success."""
+    base = [sys.executable, "-m", "plsnap", "at", "--data-dir", str(archive), "--instance", "db1"]
+    done = subprocess.run([*base, iso(35), "--format", "json"], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sessions"][0]["id"] == 1
+    missing = subprocess.run([*base, iso(-3600)], capture_output=True, text=True, check=False)
+    assert missing.returncode == 3 and "before the archive begins" in missing.stderr
+    quiet = subprocess.run([*base, iso(35)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    assert quiet.returncode == 0
+    with Path("/dev/full").open("wb") as no_space:
+        failed = subprocess.run([*base, iso(35)], stdout=no_space, stderr=subprocess.PIPE, text=True, check=False)
+    assert failed.returncode == 1 and "No space left" in failed.stderr
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -21,7 +21,7 @@ from plsnap.archive.format import PartitionDecoder, decode_lines, encode_line, w
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import list_partitions
 from plsnap.config import RetentionConfig
-from plsnap.model import parse_ts
+from plsnap.model import format_ts, parse_ts
 from plsnap.retention import run
 from plsnap.verify import verify
 from tests.synth import T0, at, session, snap
@@ -305,3 +305,52 @@ def test_damage_property(change: tuple[str, int, int]) -> None:
     for frame in decoder.frames:
         if frame.status == "damaged" and frame.index is not None:
             assert frame.lost == frame.index.lines - frame.lines
+
+
+def _ranged(data: bytes, low: str, high: str, *, seek: bool) -> tuple[list[bytes], dict[int, str]]:
+    """The lines of ``[low, high)`` that a reader of that span decodes, and the status of each frame by offset."""
+    decoder = PartitionDecoder(
+        data, want=lambda index: not (index.min_ts >= high or index.max_ts < low), seek_by_index=seek
+    )
+    lines = [line for chunk in decoder.chunks() for line in chunk.split(b"\n") if line]
+    inside = [line for line in lines if low.encode() <= line[7:31] < high.encode()]
+    return inside, {f.offset: f.status for f in decoder.frames}
+
+
+@settings(max_examples=int(os.environ.get("PLSNAP_DAMAGE_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(st.one_of(st.none(), damage), st.integers(0, 1200), st.integers(1, 600))
+@example(None, 300, 200)
+@example(("flip", 24873, 16), 0, 1)
+def test_seeking_by_index_reads_what_walking_every_frame_reads(
+    change: tuple[str, int, int] | None, start: int, length: int
+) -> None:
+    """A reader of a time span that judges unwanted frames by the index right after them, without walking
+    their blocks, finds the same lines of the span as one that walks every frame, on an intact file and
+    whatever one flip, insertion or truncation did to it. Every frame it decodes, the walking reader decodes
+    with the same status; the only frames it skips that the walker decodes are damaged ones outside the span
+    whose index survived."""
+    data, lines, _ = reference()
+    damaged = bytearray(data)
+    if change is not None:
+        kind, where, size = change
+        where %= len(data)
+        if kind == "flip":
+            for i in range(min(size, len(data) - where)):
+                damaged[where + i] ^= 0xFF
+        elif kind == "insert":
+            damaged[where:where] = bytes(range(size))
+        else:
+            del damaged[where:]
+    low, high = format_ts(at(start)), format_ts(at(start + length))
+    walked, walked_frames = _ranged(bytes(damaged), low, high, seek=False)
+    seeking, seeking_frames = _ranged(bytes(damaged), low, high, seek=True)
+    assert seeking == walked
+    for offset, status in seeking_frames.items():
+        if status != "skipped":
+            assert walked_frames.get(offset) == status
+        elif walked_frames.get(offset, "skipped") != "skipped":
+            assert walked_frames[offset] == "damaged"
+    if change is None:
+        assert seeking == [line for line in lines if low.encode() <= line[7:31] < high.encode()]
+        assert walked_frames == seeking_frames

@@ -135,15 +135,27 @@ def parse_partition_path(path: Path) -> datetime | None:
 
 
 def _hour_of(date_name: str, name: str, pattern: re.Pattern[str]) -> datetime | None:
+    return _hour_in(_day_of(date_name), name, pattern)
+
+
+def _day_of(date_name: str) -> datetime | None:
+    """Midnight UTC of a date folder's name, or None if it is not a valid date."""
     match_date = DATE_DIR_RE.match(date_name)
-    match_hour = pattern.match(name)
-    if not match_date or not match_hour:
+    if not match_date:
         return None
     try:
         year, month, day = (int(g) for g in match_date.groups())
-        return datetime(year, month, day, int(match_hour.group(1)), tzinfo=UTC)
+        return datetime(year, month, day, tzinfo=UTC)
     except ValueError:
         return None
+
+
+def _hour_in(day: datetime | None, name: str, pattern: re.Pattern[str]) -> datetime | None:
+    match_hour = pattern.match(name)
+    if day is None or not match_hour:
+        return None
+    hour = int(match_hour.group(1))
+    return day.replace(hour=hour) if hour < 24 else None
 
 
 def damaged_name(file_name: str, taken: set[str]) -> str:
@@ -207,17 +219,18 @@ class _Hour:
 
 def _list_date_dir(folder: SafeDir, date_name: str, partitions: list[Partition], foreign: list[Foreign]) -> None:
     hours: dict[datetime, _Hour] = {}
+    day = _day_of(date_name)
     for child in folder.entries():
-        path = folder.child_path(child.name)
         if TEMP_RE.match(child.name):
             continue
-        start = _hour_of(date_name, child.name, PARTITION_RE)
-        rollup = None if start else _hour_of(date_name, child.name, ROLLUP_RE)
-        hour = start or rollup or _hour_of(date_name, child.name, DAMAGED_RE)
+        start = _hour_in(day, child.name, PARTITION_RE)
+        rollup = None if start else _hour_in(day, child.name, ROLLUP_RE)
+        hour = start or rollup or _hour_in(day, child.name, DAMAGED_RE)
         if hour is None:
-            foreign.append(Foreign(path, "not a plsnap file"))
+            foreign.append(Foreign(folder.child_path(child.name), "not a plsnap file"))
             continue
         if child.kind != "file":
+            path = folder.child_path(child.name)
             kind = {"symlink": "a symlink (never followed)", "dir": "a directory"}.get(child.kind, "not a file")
             if rollup is not None:  # derived data: windows read the raw rows instead, and nothing is lost
                 foreign.append(Foreign(path, f"is {kind} where a partition's rollup should be"))

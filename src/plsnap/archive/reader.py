@@ -287,7 +287,8 @@ class ArchiveReader:
                 except (OSError, ArchiveError) as exc:
                     self._report(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})")
                     continue
-                decoder = PartitionDecoder(data, self.limits, want if low is not None or high is not None else None)
+                ranged = low is not None or high is not None
+                decoder = PartitionDecoder(data, self.limits, want if ranged else None, seek_by_index=ranged)
                 hour = (format_ts(part.start).encode(), format_ts(part.end).encode())
                 for chunk in decoder.chunks():
                     misplaced += _collect(chunk, low, high, lines, hour)
