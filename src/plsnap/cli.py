@@ -811,13 +811,18 @@ def cmd_health(args: argparse.Namespace) -> int:
         with SafeDir.open_root(path.parent, writable=False) as folder:
             raw = folder.read_bytes(path.name, 64 * 1024)
             age = time.time() - os.stat(path.name, dir_fd=folder.fd, follow_symlinks=False).st_mtime
-        beat = orjson.loads(raw)
-        if not isinstance(beat, dict):
-            raise ValueError("not an object")
+    except FileNotFoundError:
+        raise PlsnapError(f"unhealthy: no heartbeat at {path} (is the daemon running?)") from None
     except PlsnapError as exc:
         raise PlsnapError(f"unhealthy: no usable heartbeat: {exc}") from None
-    except (OSError, ValueError):
-        raise PlsnapError(f"unhealthy: no heartbeat at {path} (is the daemon running?)") from None
+    except OSError as exc:
+        raise PlsnapError(f"unhealthy: cannot read the heartbeat {path}: {exc.strerror or exc}") from None
+    try:
+        beat = orjson.loads(raw)
+    except ValueError:
+        beat = None
+    if not isinstance(beat, dict):
+        raise PlsnapError(f"unhealthy: the heartbeat {path} is not plsnap's (not a JSON object); not trusted")
     if beat.get("running") is False:
         raise PlsnapError(f"unhealthy: the daemon stopped (last sample {beat.get('ts')})")
     interval = finite(beat.get("interval_s"), 0.001, 86400.0)

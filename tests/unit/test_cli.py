@@ -18,6 +18,7 @@ import pytest
 
 from plsnap.archive import ArchiveWriter
 from plsnap.archive.format import encode_line
+from plsnap.archive.layout import HEARTBEAT_NAME
 from plsnap.cli import build_parser, main
 from plsnap.model import format_ts
 from tests.synth import at, gap, idle, running, snap
@@ -407,6 +408,22 @@ def test_health_judges_by_the_interval_the_daemon_ran_with(
     beat(failing / "x", interval=5.0, age=0, running=False)
     code, _, err = run(capsys, "health", "-c", str(fast), "--data-dir", str(failing))
     assert code == 1 and "unhealthy: the daemon stopped" in err
+
+
+def test_health_tells_a_missing_heartbeat_from_a_garbage_one(
+    failing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No heartbeat file says the daemon may not run; a file of garbage (or JSON that is no object) says the
+    heartbeat is not trusted, naming the file; both are unhealthy (exit 1), in one line."""
+    path = failing / "x" / HEARTBEAT_NAME
+    path.unlink(missing_ok=True)
+    code, _, err = run(capsys, "health", "--data-dir", str(failing), "--instance", "x")
+    assert code == 1 and f"no heartbeat at {path} (is the daemon running?)" in err
+    for garbage in (b"\x00\xff garbage", b"[1, 2]", b""):
+        path.write_bytes(garbage)
+        code, _, err = run(capsys, "health", "--data-dir", str(failing), "--instance", "x")
+        assert code == 1 and err.count("\n") == 1
+        assert f"the heartbeat {path} is not plsnap's (not a JSON object)" in err
 
 
 def test_prune_finds_the_only_instance_like_the_read_commands(
