@@ -98,7 +98,7 @@ def _help_width() -> int:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser for every command (also used to generate docs/cli-reference.md); with ``only``, a
     command's name, the parser holds that command alone (what ``main`` parses with: building the other
-    fifteen costs a few milliseconds of every ``plsnap at``)."""
+    eleven costs a few milliseconds of every ``plsnap at``)."""
     common = _Parser(add_help=False)
     common.add_argument(
         "-c",
@@ -243,7 +243,8 @@ def run() -> NoReturn:
     if _QUICK_EXIT:
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                if stream is not None:  # None when the descriptor was closed (2>&-)
+                    stream.flush()
             except (OSError, ValueError):
                 code = code or 1
         os._exit(code)

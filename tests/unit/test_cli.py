@@ -410,9 +410,7 @@ def test_health_judges_by_the_interval_the_daemon_ran_with(
     assert code == 1 and "unhealthy: the daemon stopped" in err
 
 
-def test_health_tells_a_missing_heartbeat_from_a_garbage_one(
-    failing: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_health_tells_a_missing_heartbeat_from_a_garbage_one(failing: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No heartbeat file says the daemon may not run; a file of garbage (or JSON that is no object) says the
     heartbeat is not trusted, naming the file; both are unhealthy (exit 1), in one line."""
     path = failing / "x" / HEARTBEAT_NAME
@@ -480,6 +478,18 @@ def test_at_through_the_command_ends_with_its_output_whole(archive: Path) -> Non
     with Path("/dev/full").open("wb") as no_space:
         failed = subprocess.run([*base, iso(35)], stdout=no_space, stderr=subprocess.PIPE, text=True, check=False)
     assert failed.returncode == 1 and "No space left" in failed.stderr
+    closed_stderr = subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *base, iso(35)], capture_output=True,
+                                   check=False)  # fmt: skip
+    assert closed_stderr.returncode == 0 and closed_stderr.stdout == quiet_output(base, iso(35))
+    closed_stdout = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *base, iso(35)], capture_output=True,
+                                   text=True, check=False)  # fmt: skip
+    assert closed_stdout.returncode == 1 and "Traceback" not in closed_stdout.stderr
+    assert closed_stdout.stderr.count("\n") == 1
+
+
+def quiet_output(base: list[str], moment: str) -> bytes:
+    """What ``at`` prints with both streams open."""
+    return subprocess.run([*base, moment], capture_output=True, check=True).stdout
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -354,3 +354,23 @@ def test_seeking_by_index_reads_what_walking_every_frame_reads(
     if change is None:
         assert seeking == [line for line in lines if low.encode() <= line[7:31] < high.encode()]
         assert walked_frames == seeking_frames
+
+
+def test_frames_without_an_index_turn_seeking_off_once() -> None:
+    """In a file of frames without indexes (as version 1 wrote them), the first frame's search for its index
+    finds none and seeking stays off for the rest of the file, which is walked frame by frame (searching to
+    the end of the file once per frame would take quadratic time); the lines read are the walker's. In a file
+    whose frames all have their index, seeking stays on."""
+    _, lines, _ = reference()
+    compressor = zstandard.ZstdCompressor(write_checksum=True)
+    plain = b"".join(compressor.compress(b"\n".join(lines[i : i + 5]) + b"\n") for i in range(0, len(lines), 5))
+    low, high = format_ts(at(300)), format_ts(at(400))
+    decoder = PartitionDecoder(plain, want=lambda index: False, seek_by_index=True)
+    got = [line for chunk in decoder.chunks() for line in chunk.split(b"\n") if line]
+    assert got == lines
+    assert decoder.seek_by_index is False
+    assert _ranged(plain, low, high, seek=True) == _ranged(plain, low, high, seek=False)
+    indexed = PartitionDecoder(reference()[0], want=lambda index: False, seek_by_index=True)
+    assert list(indexed.chunks()) == []
+    assert indexed.seek_by_index is True
+    assert {f.status for f in indexed.frames} == {"skipped"}

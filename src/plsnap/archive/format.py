@@ -394,7 +394,9 @@ class PartitionDecoder:
 
     def _skip_by_index(self, offset: int) -> bool:
         """Whether the frame at ``offset`` is one that ``want`` rejects, by the index that follows it right at
-        the length it records (then a skipped report is added, ending after that index)."""
+        the length it records (then a skipped report is added, ending after that index). A frame without such an
+        index turns seeking off for the rest of the file (a file of frames without indexes, version 1 or with
+        its indexes lost, would otherwise be searched to its end once per frame)."""
         data = self.data
         found = data.find(INDEX_MAGIC, offset + 4)
         while found >= 0 and found + 8 <= len(data):
@@ -403,6 +405,7 @@ class PartitionDecoder:
                 index = FrameIndex.decode(data[found + 8 : found + 8 + length])
                 if index is not None:
                     if index.offset != offset or found != offset + index.length:
+                        self.seek_by_index = False
                         return False
                     assert self.want is not None
                     if self.want(index):
@@ -411,6 +414,7 @@ class PartitionDecoder:
                     self.frames.append(FrameReport(offset, found + 8 + length, "skipped", index.lines, index))
                     return True
             found = data.find(INDEX_MAGIC, found + 4)
+        self.seek_by_index = False
         return False
 
     def _adopt_index(self, offset: int, payload: bytes) -> None:
