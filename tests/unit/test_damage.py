@@ -322,6 +322,7 @@ def _ranged(data: bytes, low: str, high: str, *, seek: bool) -> tuple[list[bytes
 @given(st.one_of(st.none(), damage), st.integers(0, 1200), st.integers(1, 600))
 @example(None, 300, 200)
 @example(("flip", 24873, 16), 0, 1)
+@example(("flip", 6, 1), 111, 1)
 def test_seeking_by_index_reads_what_walking_every_frame_reads(
     change: tuple[str, int, int] | None, start: int, length: int
 ) -> None:
@@ -350,7 +351,7 @@ def test_seeking_by_index_reads_what_walking_every_frame_reads(
         if status != "skipped":
             assert walked_frames.get(offset) == status
         elif walked_frames.get(offset, "skipped") != "skipped":
-            assert walked_frames[offset] == "damaged"
+            assert walked_frames[offset] in ("damaged", "checksum")
     if change is None:
         assert seeking == [line for line in lines if low.encode() <= line[7:31] < high.encode()]
         assert walked_frames == seeking_frames
