@@ -264,6 +264,22 @@ def reference() -> tuple[bytes, list[bytes], list[tuple[int, int, list[bytes], l
     return data, lines, frames_of(data)
 
 
+def damaged_copy(data: bytes, change: tuple[str, int, int]) -> bytes:
+    """``data`` after one change: ``size`` bytes flipped, ``size`` bytes inserted, or cut, at ``where`` (taken
+    modulo the length)."""
+    kind, where, size = change
+    where %= len(data)
+    damaged = bytearray(data)
+    if kind == "flip":
+        for i in range(min(size, len(data) - where)):
+            damaged[where + i] ^= 0xFF
+    elif kind == "insert":
+        damaged[where:where] = bytes(range(size))
+    else:
+        del damaged[where:]
+    return bytes(damaged)
+
+
 damage = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 10**6), st.integers(1, 16)),
     st.tuples(st.just("insert"), st.integers(0, 10**6), st.integers(1, 64)),
@@ -283,15 +299,7 @@ def test_damage_property(change: tuple[str, int, int]) -> None:
     data, lines, frames = reference()
     kind, where, size = change
     where %= len(data)
-    damaged = bytearray(data)
-    if kind == "flip":
-        for i in range(min(size, len(data) - where)):
-            damaged[where + i] ^= 0xFF
-    elif kind == "insert":
-        damaged[where:where] = bytes(range(size))
-    else:
-        del damaged[where:]
-    got, decoder = decode_lines(bytes(damaged))
+    got, decoder = decode_lines(damaged_copy(data, change))
     for offset, _, frame_lines, block_ends in frames:
         for line, block_end in zip(frame_lines, block_ends, strict=False):
             if block_end <= where:
@@ -332,20 +340,10 @@ def test_seeking_by_index_reads_what_walking_every_frame_reads(
     with the same status; the only frames it skips that the walker decodes are damaged ones outside the span
     whose index survived."""
     data, lines, _ = reference()
-    damaged = bytearray(data)
-    if change is not None:
-        kind, where, size = change
-        where %= len(data)
-        if kind == "flip":
-            for i in range(min(size, len(data) - where)):
-                damaged[where + i] ^= 0xFF
-        elif kind == "insert":
-            damaged[where:where] = bytes(range(size))
-        else:
-            del damaged[where:]
+    damaged = data if change is None else damaged_copy(data, change)
     low, high = format_ts(at(start)), format_ts(at(start + length))
-    walked, walked_frames = _ranged(bytes(damaged), low, high, seek=False)
-    seeking, seeking_frames = _ranged(bytes(damaged), low, high, seek=True)
+    walked, walked_frames = _ranged(damaged, low, high, seek=False)
+    seeking, seeking_frames = _ranged(damaged, low, high, seek=True)
     assert seeking == walked
     for offset, status in seeking_frames.items():
         if status != "skipped":

@@ -397,6 +397,19 @@ class PartitionDecoder:
         the length it records (then a skipped report is added, ending after that index). A frame without such an
         index turns seeking off for the rest of the file (a file of frames without indexes, version 1 or with
         its indexes lost, would otherwise be searched to its end once per frame)."""
+        found, end, index = next(self._indexes_after(offset), (0, 0, None))
+        if index is None or index.offset != offset or found != offset + index.length:
+            self.seek_by_index = False
+            return False
+        assert self.want is not None
+        if self.want(index):
+            return False
+        self.closed = index.closed
+        self.frames.append(FrameReport(offset, end, "skipped", index.lines, index))
+        return True
+
+    def _indexes_after(self, offset: int) -> Iterator[tuple[int, int, FrameIndex]]:
+        """(where it starts, where it ends, the index) of each frame index that decodes after ``offset``."""
         data = self.data
         found = data.find(INDEX_MAGIC, offset + 4)
         while found >= 0 and found + 8 <= len(data):
@@ -404,18 +417,8 @@ class PartitionDecoder:
             if length <= MAX_INDEX_PAYLOAD and found + 8 + length <= len(data):
                 index = FrameIndex.decode(data[found + 8 : found + 8 + length])
                 if index is not None:
-                    if index.offset != offset or found != offset + index.length:
-                        self.seek_by_index = False
-                        return False
-                    assert self.want is not None
-                    if self.want(index):
-                        return False
-                    self.closed = index.closed
-                    self.frames.append(FrameReport(offset, found + 8 + length, "skipped", index.lines, index))
-                    return True
+                    yield found, found + 8 + length, index
             found = data.find(INDEX_MAGIC, found + 4)
-        self.seek_by_index = False
-        return False
 
     def _adopt_index(self, offset: int, payload: bytes) -> None:
         """An index met on its own: after a damaged frame (it still says how many snapshots that frame held), or
@@ -441,15 +444,9 @@ class PartitionDecoder:
     def _index_ahead(self, offset: int) -> FrameIndex | None:
         """The index of the frame at ``offset`` when the frame's headers are damaged (so its end is unknown):
         the first index further on that names this offset, before any index of a later frame."""
-        data = self.data
-        found = data.find(INDEX_MAGIC, offset + 4)
-        while found >= 0 and found + 8 <= len(data):
-            length = struct.unpack_from("<I", data, found + 4)[0]
-            if length <= MAX_INDEX_PAYLOAD and found + 8 + length <= len(data):
-                index = FrameIndex.decode(data[found + 8 : found + 8 + length])
-                if index is not None and index.offset >= offset:
-                    return index if index.offset == offset else None
-            found = data.find(INDEX_MAGIC, found + 4)
+        for _, _, index in self._indexes_after(offset):
+            if index.offset >= offset:
+                return index if index.offset == offset else None
         return None
 
     def _index_after(self, view: memoryview, shape: FrameShape) -> tuple[FrameIndex | None, int]:
