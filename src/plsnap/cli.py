@@ -824,6 +824,8 @@ def cmd_health(args: argparse.Namespace) -> int:
         beat = None
     if not isinstance(beat, dict):
         raise PlsnapError(f"unhealthy: the heartbeat {path} is not plsnap's (not a JSON object); not trusted")
+    if not (isinstance(beat.get("ok"), bool) and isinstance(beat.get("running"), bool)):
+        raise PlsnapError(f"unhealthy: the heartbeat {path} is not plsnap's (no 'ok' and 'running'); not trusted")
     if beat.get("running") is False:
         raise PlsnapError(f"unhealthy: the daemon stopped (last sample {beat.get('ts')})")
     interval = finite(beat.get("interval_s"), 0.001, 86400.0)

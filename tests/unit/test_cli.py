@@ -411,8 +411,9 @@ def test_health_judges_by_the_interval_the_daemon_ran_with(
 
 
 def test_health_tells_a_missing_heartbeat_from_a_garbage_one(failing: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """No heartbeat file says the daemon may not run; a file of garbage (or JSON that is no object) says the
-    heartbeat is not trusted, naming the file; both are unhealthy (exit 1), in one line."""
+    """No heartbeat file says the daemon may not run; a file of garbage, JSON that is no object, or an object
+    without the daemon's boolean ``ok`` and ``running`` (once reported healthy) says the heartbeat is not
+    trusted, naming the file; all are unhealthy (exit 1), in one line."""
     path = failing / "x" / HEARTBEAT_NAME
     path.unlink(missing_ok=True)
     code, _, err = run(capsys, "health", "--data-dir", str(failing), "--instance", "x")
@@ -422,6 +423,10 @@ def test_health_tells_a_missing_heartbeat_from_a_garbage_one(failing: Path, caps
         code, _, err = run(capsys, "health", "--data-dir", str(failing), "--instance", "x")
         assert code == 1 and err.count("\n") == 1
         assert f"the heartbeat {path} is not plsnap's (not a JSON object)" in err
+    for foreign in (b"{}", b'{"interval_s": "abc"}', b'{"ok": "yes", "running": true}', b'{"ok": true}'):
+        path.write_bytes(foreign)
+        code, _, err = run(capsys, "health", "--data-dir", str(failing), "--instance", "x")
+        assert code == 1 and f"the heartbeat {path} is not plsnap's (no 'ok' and 'running')" in err
 
 
 def test_prune_finds_the_only_instance_like_the_read_commands(
