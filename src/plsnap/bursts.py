@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from plsnap.archive.format import parse_line
 from plsnap.archive.reader import ArchiveReader
 from plsnap.config import TriggerConfig
+from plsnap.counters import lookup
 from plsnap.errors import ArchiveError
 from plsnap.metrics import Metrics
 from plsnap.model import Snapshot, parse_ts
@@ -128,7 +129,7 @@ class Bursts:
         if status is None:
             return
         self.metrics.trigger_checks.inc()
-        missing = [name for name, _ in self.config.rates if name not in status]
+        missing = [name for name, _ in self.config.rates if lookup(status, name) is None]
         if missing and not self._told_missing:
             self._told_missing = True
             log.warning("rate condition on a counter the server does not report: it cannot fire", counters=missing)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from plsnap.counters import is_gauge
+from plsnap.counters import canonical_name, is_gauge
 from plsnap.errors import ConfigError
 from plsnap.smallfile import read_capped
 from plsnap.units import format_duration, parse_duration, parse_size
@@ -155,23 +155,23 @@ _STATUS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 def _names(value: Any) -> tuple[str, ...]:
     """A list of server status variable names (TOML array, or comma-separated text from the environment)."""
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
         raise ValueError('expected a list of status variable names such as ["Threads_running", "Questions"]')
-    names = tuple(str(item).strip() for item in items if str(item).strip())
+    names = [item.strip() for item in items if item.strip()]
     bad = [n for n in names if not _STATUS_NAME.match(n)]
     if bad:
         raise ValueError(f"not a status variable name: {bad[0]!r} (letters, digits and _ only)")
-    return names
+    return tuple(dict.fromkeys(canonical_name(name, DEFAULT_STATUS) for name in names))
 
 
 def _rates(value: Any) -> tuple[tuple[str, float], ...]:
     """Rate conditions written ``Name>X`` (X per second), as a list or comma-separated text."""
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
         raise ValueError('expected a list such as ["Questions>5000", "Com_rollback>50"]')
-    found = []
+    found: dict[str, float] = {}
     for item in items:
-        text = str(item).replace(" ", "")
+        text = item.replace(" ", "")
         if not text:
             continue
         name, sep, threshold = text.partition(">")
@@ -188,8 +188,11 @@ def _rates(value: Any) -> tuple[tuple[str, float], ...]:
                 f"{item!r}: {name} is a level, not a running total, so it has no rate (use threads_running for "
                 "Threads_running, or a counter such as Questions)"
             )
-        found.append((name, limit))
-    return tuple(dict.fromkeys(found))
+        name = canonical_name(name, DEFAULT_STATUS)
+        if name in found:
+            raise ValueError(f"{item!r}: there is already a condition on {name} (one threshold per counter)")
+        found[name] = limit
+    return tuple(found.items())
 
 
 def _instance(value: Any) -> str:

@@ -7,6 +7,7 @@ A counter that goes down between two samples (the server restarted, or someone r
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,9 +87,40 @@ _GAUGE_SUFFIXES = ("_current_waits", "_pending", "_avg", "_active", "_size", "_w
 INNODB_METRICS = {"trx_rseg_history_len": "Innodb_history_list_length", "lock_deadlocks": "Innodb_deadlocks"}
 
 
+_GAUGES_LOWER = frozenset(name.lower() for name in GAUGES)
+_GAUGE_SHAPES_LOWER = tuple(shape.lower() for shape in _GAUGE_SHAPES)
+_KNOWN = {name.lower(): name for name in (*GAUGES, *INNODB_METRICS.values())}
+
+
+@functools.lru_cache(maxsize=4096)
 def is_gauge(name: str) -> bool:
-    """True for a level (``Threads_running``), False for a running total (``Questions``)."""
-    return name in GAUGES or name.startswith(_GAUGE_SHAPES) or name.endswith(_GAUGE_SUFFIXES)
+    """True for a level (``Threads_running``), False for a running total (``Questions``); the server's names
+    are case-insensitive, and so is this."""
+    lowered = name.lower()
+    return lowered in _GAUGES_LOWER or lowered.startswith(_GAUGE_SHAPES_LOWER) or lowered.endswith(_GAUGE_SUFFIXES)
+
+
+def canonical_name(name: str, known: Iterable[str] = ()) -> str:
+    """A status variable's name as the server spells it (``questions`` -> ``Questions``): the spelling of a
+    name in ``known`` or of this module, else the servers' rule (the first letter capital, the rest small;
+    Galera's ``wsrep_`` names all small)."""
+    lowered = name.lower()
+    for candidate in known:
+        if candidate.lower() == lowered:
+            return candidate
+    found = _KNOWN.get(lowered)
+    if found is not None:
+        return found
+    return lowered if lowered.startswith("wsrep_") else lowered[:1].upper() + lowered[1:]
+
+
+def lookup(values: Mapping[str, Any], name: str) -> Any:
+    """``values[name]``, the name compared without case as the server compares it (None when absent)."""
+    found = values.get(name)
+    if found is not None:
+        return found
+    lowered = name.lower()
+    return next((value for key, value in values.items() if key.lower() == lowered), None)
 
 
 def status_of(snapshot: Snapshot) -> dict[str, float]:

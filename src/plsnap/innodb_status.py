@@ -36,6 +36,10 @@ _SENTINEL = "PLSNAPSTATEMENTENDSHERE"
 BUDGET = 8_000_000
 #: What replaces everything after the first thread line when that budget would be passed.
 UNDELIMITED = "<plsnap: statements holding secret-bearing words could not be delimited; the rest is not kept>"
+#: How far the end of a thread line may run on: it ends with the session's user name, which may hold newlines
+#: (MariaDB allows 128 characters, MySQL 32), then the session's state; the statement begins after it.
+NAME_LINES = 130
+NAME_CHARS = 256
 #: Phrases of InnoDB's own lines that hold a word of the secret precheck (``mysql``, ``master``).
 _OWN_PHRASES = ("mysql thread id", "mysql tables in use", "srv_master_thread", "master thread")
 #: A record dump's field (``0: len 4; hex 80000001; asc     ;;``): a row's values.
@@ -117,28 +121,9 @@ def _mask_every_statement(
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line) + 1)
-    word_ends = [stop for _, stop in words]
-    thread_lines = [i for i, line in enumerate(lines) if _THREAD_LINE.match(line)]
-    boundaries = [starts[i + 1] - 1 for i in thread_lines] + [len(text)]  # the ends of the thread lines
-    spans: list[tuple[int, int]] = []
-    read = 0
-    for number, index in enumerate(thread_lines):
-        begin = starts[index + 1]
-        later = number + 1
-        end = boundaries[later]
-        while end < len(text) and _ends_open(text[begin:end]):
-            read += end - begin
-            if read > BUDGET:
-                return text[: starts[parsed.first + 1]] + UNDELIMITED
-            later += 1
-            end = boundaries[later]
-        found = bisect.bisect_right(word_ends, begin)
-        if found == len(words) or words[found][0] >= end:
-            continue
-        read += end - begin
-        if read > BUDGET:
-            return text[: starts[parsed.first + 1]] + UNDELIMITED
-        spans += [(begin + a, begin + b) for a, b in secret_spans(text[begin:end])]
+    spans = _statement_spans(text, lines, starts, words)
+    if spans is None:
+        return text[: starts[parsed.first + 1]] + UNDELIMITED
     if not spans:
         return None
     pieces: list[str] = []
@@ -155,6 +140,51 @@ def _mask_every_statement(
         else:
             pieces.append(_dump(redact_literals(masked) if redact_rows else masked, redact_rows))
     return "\n".join(pieces)
+
+
+def _statement_spans(
+    text: str, lines: list[str], starts: list[int], words: list[tuple[int, int]]
+) -> list[tuple[int, int]] | None:
+    """The secret literals of every statement read from each of its possible starts to the next thread line
+    where every reading is back in code; None when that would read more than :data:`BUDGET` characters."""
+    word_ends = [stop for _, stop in words]
+    thread_lines = [i for i, line in enumerate(lines) if _THREAD_LINE.match(line)]
+    boundaries = [starts[i + 1] - 1 for i in thread_lines] + [len(text)]  # the ends of the thread lines
+    spans: list[tuple[int, int]] = []
+    read = 0
+    for number, index in enumerate(thread_lines):
+        for begin in _statement_starts(text, lines, starts, index):
+            later = number + 1
+            end = boundaries[later]
+            while end < len(text) and _ends_open(text[begin:end]):
+                read += end - begin
+                if read > BUDGET:
+                    return None
+                later += 1
+                end = boundaries[later]
+            found = bisect.bisect_right(word_ends, begin)
+            if found == len(words) or words[found][0] >= end:
+                continue
+            read += end - begin
+            if read > BUDGET:
+                return None
+            spans += [(begin + a, begin + b) for a, b in secret_spans(text[begin:end])]
+    return spans
+
+
+def _statement_starts(text: str, lines: list[str], starts: list[int], thread_line: int) -> list[int]:
+    """Where the statement after ``thread_line`` may begin (offsets in ``text``): right after it, and, when the
+    thread line's end (its user name, which may hold newlines, then the state) left a string, a quoted name or
+    a comment open, after each of its next lines that may still be part of it."""
+    first = thread_line + 1
+    found = [starts[first]] if first < len(lines) else []
+    for line in range(first + 1, min(len(lines), first + NAME_LINES)):
+        head = text[starts[first] : starts[line]]
+        if len(head) > NAME_CHARS:
+            break
+        if _ends_open(head):
+            found.append(starts[line])
+    return found
 
 
 def _ends_open(statement: str) -> bool:

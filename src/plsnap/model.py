@@ -11,6 +11,7 @@ bad. What was dropped is counted in an :class:`Issues`, which the reader reports
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,9 +121,29 @@ def marker_ok(marker: Any) -> bool:
     if values is None:
         return True
     return type(values) is dict and all(
-        type(k) is str and (type(v) is bool or finite(v, -MAX_COUNTER, MAX_COUNTER) is not None)
+        type(k) is str
+        and _VALUE_NAME.match(k) is not None
+        and (type(v) is bool or finite(v, -MAX_COUNTER, MAX_COUNTER) is not None)
         for k, v in values.items()
     )
+
+
+#: A name in a marker's ``values``: a status variable or one of the trigger's own (``checks``, ``wait_s``).
+_VALUE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def _masked_marker(marker: dict[str, Any]) -> dict[str, Any]:
+    """A marker whose ``condition`` is masked like a statement (plsnap writes none with a secret; another
+    writer might), so that no reader shows a secret from it."""
+    condition = marker.get("condition")
+    if isinstance(condition, str):
+        from plsnap.secretwords import may_hold_secret
+
+        if may_hold_secret(condition):
+            from plsnap.masking import mask_secrets
+
+            return {**marker, "condition": mask_secrets(condition)}
+    return marker
 
 
 def _count_extras(record: dict[str, Any], issues: Issues) -> None:
@@ -368,8 +389,10 @@ class Snapshot:
             sessions = _sessions(raw_sessions, include_idle, issues if issues is not None else Issues(), blockers)
         else:
             raise ValueError("sessions is neither a list nor null")
-        if "marker" in record and (raw_sessions is not None or not marker_ok(record["marker"])):
-            raise ValueError("a marker line that is not a well-formed event")
+        if "marker" in record:
+            if raw_sessions is not None or not marker_ok(record["marker"]):
+                raise ValueError("a marker line that is not a well-formed event")
+            record = {**record, "marker": _masked_marker(record["marker"])}
         duration = finite(record.get("duration_ms"), 0.0, MAX_ELAPSED * 1000)
         interval = finite(record.get("interval_s"), 0.001, MAX_INTERVAL)
         if issues is not None:

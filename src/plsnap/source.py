@@ -694,10 +694,15 @@ class Source:
         if self.status_error is not None:
             return {}
         try:
-            values = parse_status(self._conn.query(status_query(["Uptime", *names])).rows)
+            return self._read_status(["Uptime", *names])
         except ServerError as exc:
             self.status_error = str(exc)
             return {}
+
+    def _read_status(self, names: Sequence[str]) -> dict[str, int | float]:
+        """``names`` from SHOW GLOBAL STATUS, and on MySQL 8 from INNODB_METRICS what the status lacks."""
+        assert self._conn is not None and self.info is not None
+        values = parse_status(self._conn.query(status_query(names)).rows)
         missing = {name for name in names if name not in values}
         if self.info.modern and missing & set(INNODB_METRICS.values()):
             try:
@@ -717,7 +722,7 @@ class Source:
             return None
         self._deadline.arm(self.config.mysql.read_timeout, self._conn)
         try:
-            return parse_status(self._conn.query(status_query(names)).rows)
+            return self._read_status(names)
         except (ServerError, ConnectionLost):
             self.close_connection()
             return None

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from plsnap.config import TriggerConfig
-from plsnap.counters import rates
+from plsnap.counters import lookup
 from plsnap.locks import edges_of, waiting_kind
 from plsnap.model import Snapshot
 
@@ -38,32 +38,48 @@ class Trigger:
     def __init__(self, config: TriggerConfig) -> None:
         self.config = config
         self.streak = 0
-        self._previous: tuple[datetime, Mapping[str, float]] | None = None
+        #: Per rate condition's counter (and ``Uptime``), its last reading: (when, value).
+        self._last: dict[str, tuple[datetime, float]] = {}
 
     def check_counters(self, ts: datetime, status: Mapping[str, float]) -> Fired | None:
-        """One check of the counters (``Threads_running`` and the rate conditions' counters)."""
+        """One check of the counters (``Threads_running`` and the rate conditions' counters). A check that did
+        not read ``Threads_running`` (a sample whose ``[capture] status`` leaves it out) neither extends nor
+        breaks its streak; a rate is taken from each counter's last reading, whichever check read it."""
         config = self.config
-        if not status:
-            self.streak = 0
-            return None
         fired: Fired | None = None
         if config.threads_running:
-            running = status.get("Threads_running")
-            self.streak = self.streak + 1 if running is not None and running > config.threads_running else 0
-            if self.streak >= config.cycles:
-                fired = Fired(
-                    f"Threads_running > {config.threads_running} for {config.cycles} consecutive checks",
-                    {"Threads_running": running, "checks": self.streak},
-                )
-        if fired is None and config.rates and self._previous is not None:
-            before_ts, before = self._previous
-            found = rates(before, status, (ts - before_ts).total_seconds())
-            for name, limit in config.rates:
-                rate = found.get(name)
-                if rate is not None and rate > limit:
-                    fired = Fired(f"{name} > {limit:g}/s", {name: round(rate, 3), "per_second": True})
-                    break
-        self._previous = (ts, status)
+            running = lookup(status, "Threads_running")
+            if running is not None:
+                self.streak = self.streak + 1 if running > config.threads_running else 0
+                if self.streak >= config.cycles:
+                    fired = Fired(
+                        f"Threads_running > {config.threads_running} for {config.cycles} consecutive checks",
+                        {"Threads_running": running, "checks": self.streak},
+                    )
+        if config.rates:
+            fired = self._rate_fired(ts, status) if fired is None else fired
+        return fired
+
+    def _rate_fired(self, ts: datetime, status: Mapping[str, float]) -> Fired | None:
+        uptime = lookup(status, "Uptime")
+        before = self._last.get("Uptime")
+        if uptime is not None:
+            if before is not None and uptime < before[1]:
+                self._last.clear()  # the server restarted: no rate across it
+            self._last["Uptime"] = (ts, uptime)
+        fired: Fired | None = None
+        for name, limit in self.config.rates:
+            value = lookup(status, name)
+            if value is None:
+                continue
+            last = self._last.get(name)
+            self._last[name] = (ts, value)
+            if last is None or fired is not None:
+                continue
+            seconds = (ts - last[0]).total_seconds()
+            if seconds > 0 and value >= last[1] and (value - last[1]) / seconds > limit:
+                rate = (value - last[1]) / seconds
+                fired = Fired(f"{name} > {limit:g}/s", {name: round(rate, 3), "per_second": True})
         return fired
 
     def check_sample(self, snapshot: Snapshot) -> Fired | None:
@@ -110,6 +126,7 @@ class Guards:
         config = self.config
         if self.running:
             return "burst running"
+        self._clamp(now)
         if self.last_end is not None and now - self.last_end < timedelta(seconds=config.cooldown):
             return "cooldown"
         while self.started and now - self.started[0] >= timedelta(hours=1):
@@ -121,6 +138,14 @@ class Guards:
             if free < config.min_free.required(total):
                 return "min_free"
         return None
+
+    def _clamp(self, now: datetime) -> None:
+        """Times after ``now`` (recorded while the clock was ahead) count as ``now``: a clock set back never holds
+        bursts off for longer than the cooldown and the hour."""
+        if self.last_end is not None and self.last_end > now:
+            self.last_end = now
+        if self.started and self.started[-1] > now:
+            self.started = deque(min(ts, now) for ts in self.started)
 
     def restore(self, events: Iterable[tuple[datetime, str]], now: datetime) -> None:
         """Take up the bursts an earlier run of the daemon recorded (``burst_start`` and ``burst_end`` markers,
@@ -137,6 +162,7 @@ class Guards:
         if pending is not None:
             ended = min(now, pending + timedelta(seconds=self.config.burst_duration))
             self.last_end = ended if self.last_end is None else max(self.last_end, ended)
+        self._clamp(now)
 
     def start(self, now: datetime) -> None:
         """Record that a burst started."""

@@ -303,6 +303,21 @@ def test_counters_with_mysql8_names(tmp_path: Path) -> None:
     assert queries_matching(server, "SHOW /* plsnap */ REPLICA STATUS")
 
 
+def test_the_check_between_samples_reads_mysql8_s_innodb_metrics_too(tmp_path: Path) -> None:
+    """The trigger's cheap check finds Innodb_deadlocks where the samples find it on MySQL 8 (INNODB_METRICS),
+    so that a rate condition on it can fire between samples."""
+    server = mysql84(status={"Uptime": 5000, "Threads_running": 7}, innodb_metrics={"lock_deadlocks": 4})
+    source = Source(config(tmp_path), "pw", connector=server.connector())
+    try:
+        source.sample()
+        assert source.read_counters(["Threads_running", "Innodb_deadlocks"]) == {
+            "Threads_running": 7,
+            "Innodb_deadlocks": 4,
+        }
+    finally:
+        source.close()
+
+
 def test_counters_can_be_chosen_and_refused_politely(tmp_path: Path) -> None:
     """[capture] status picks the variables; a refused replication status is not retried on the connection."""
     server = mysql80(

@@ -10,6 +10,7 @@ import pytest
 from plsnap.bursts import burst_end
 from plsnap.config import MinFree, TriggerConfig, load_config
 from plsnap.counters import CounterTracker, is_gauge, rates
+from plsnap.errors import ConfigError
 from plsnap.model import Snapshot, format_ts, parse_ts
 from plsnap.render import window_json
 from plsnap.source import redact_innodb_status as redact_status
@@ -41,6 +42,65 @@ def test_rate_condition_uses_neighbouring_checks() -> None:
     assert trigger.check_counters(at(2), {"Questions": 10, "Uptime": 1}) is None
     fired = trigger.check_counters(at(3), {"Questions": 400, "Uptime": 2})
     assert fired is not None and fired.values["Questions"] == 390.0
+
+
+def test_a_check_without_threads_running_neither_extends_nor_breaks_its_streak() -> None:
+    """A sample whose [capture] status leaves Threads_running out is no check of it: the checks between samples
+    still fire after K in a row."""
+    trigger = Trigger(TriggerConfig(threads_running=10, cycles=3))
+    fired = [
+        trigger.check_counters(at(0), {"Threads_running": 80}),
+        trigger.check_sample(with_status(snap(1), Questions=5)),
+        trigger.check_counters(at(2), {"Threads_running": 80}),
+        trigger.check_counters(at(3), {}),
+        trigger.check_counters(at(4), {"Threads_running": 80}),
+    ]
+    assert [f is not None for f in fired] == [False, False, False, False, True]
+
+
+def test_a_rate_is_taken_from_each_counter_s_last_reading_and_names_ignore_case() -> None:
+    """A check that lacks a counter (the samples read more than the checks) does not lose its last reading, and
+    the server's spelling matches a condition written in another case."""
+    trigger = Trigger(TriggerConfig(threads_running=50, rates=(("Innodb_deadlocks", 5.0),)))
+    assert trigger.check_counters(at(0), {"Threads_running": 1, "innodb_deadlocks": 0}) is None
+    assert trigger.check_counters(at(1), {"Threads_running": 1}) is None
+    fired = trigger.check_counters(at(2), {"Threads_running": 1, "INNODB_DEADLOCKS": 100})
+    assert fired is not None and fired.values["Innodb_deadlocks"] == 50.0
+
+
+def test_rate_names_are_the_server_s_spelling_and_levels_are_refused_in_any_case() -> None:
+    """Status names are case-insensitive on the server: a condition on ``questions`` is one on Questions, a
+    level in any case is refused, and two thresholds on one counter are an error."""
+
+    def trigger(rates: object) -> TriggerConfig:
+        return load_config(None, environ={}, overrides={"trigger": {"rates": rates}}).trigger
+
+    def status(names: object) -> tuple[str, ...]:
+        return load_config(None, environ={}, overrides={"capture": {"status": names}}).capture.status
+
+    assert trigger(["questions>5", "INNODB_DEADLOCKS>1", "wsrep_local_cert_failures>1"]).rates == (
+        ("Questions", 5.0),
+        ("Innodb_deadlocks", 1.0),
+        ("wsrep_local_cert_failures", 1.0),
+    )
+    for level in ("threads_running>1", "uptime>1", "OPEN_TABLES>3"):
+        with pytest.raises(ConfigError, match="is a level"):
+            trigger([level])
+    with pytest.raises(ConfigError, match="already a condition on Questions"):
+        trigger(["Questions>5", "questions>10"])
+    with pytest.raises(ConfigError, match="expected a list"):
+        trigger([True])
+    assert status(["questions", "Questions", "threads_RUNNING"]) == ("Questions", "Threads_running")
+    with pytest.raises(ConfigError, match="expected a list"):
+        status([True])
+
+
+def test_guard_times_after_now_count_as_now() -> None:
+    """Markers written while the clock ran a day ahead hold bursts off for the cooldown only, not a day more."""
+    guards = Guards(TriggerConfig(threads_running=1, cooldown=60, max_per_hour=1))
+    guards.restore([(at(86_400), "burst_start"), (at(86_460), "burst_end")], at(0))
+    assert guards.refusal(at(30), None) == "cooldown"
+    assert guards.refusal(at(3_600), None) is None
 
 
 def test_processlist_conditions_on_a_sample() -> None:
@@ -174,6 +234,20 @@ def test_every_marker_the_daemon_writes_reads_back() -> None:
     assert line.is_marker and not line.is_gap and not line.is_sample
 
 
+def test_a_foreign_marker_s_condition_is_masked_and_odd_value_names_are_damage() -> None:
+    """plsnap writes no secret into a marker, another writer might: a reader masks the condition like a
+    statement, and a value whose name is no counter's (quotes, spaces) makes the line damaged, not shown."""
+    secret = "CREATE USER x IDENTIFIED BY 'TopSecretKey1'"
+    record = {"ts": format_ts(at(1)), "v": 2, "instance": "x", "sessions": None,
+              "marker": {"event": "burst_start", "condition": secret}}  # fmt: skip
+    line = Snapshot.from_record(record)
+    assert line.is_marker and "TopSecretKey1" not in str(line.marker) and "IDENTIFIED BY" in line.marker["condition"]
+    assert "TopSecretKey1" in record["marker"]["condition"]  # the record read is not changed
+    record["marker"] = {"event": "burst_start", "values": {"PASSWORD('TopSecretKey1')": 1}}
+    with pytest.raises(ValueError, match="marker line"):
+        Snapshot.from_record(record)
+
+
 #: Statements that hold lines shaped like InnoDB's own (in a comment, a string, or as a line of their own), so that
 #: a parser trusting those shapes would end the statement early and leave the secret unmasked.
 FORGED = [
@@ -235,6 +309,37 @@ STRAY_QUOTES = [
 def test_a_stray_quote_of_innodb_s_own_or_a_forged_line_as_code_never_leaks(status: str, mode: str) -> None:
     stored = redact_status("LIST OF TRANSACTIONS FOR EACH SESSION:\n" + status + "--------\nFILE I/O\n", mode, 65536)
     assert not any(k in stored for k in ("TopSecretKey1", "987654321987", "546f70536563726574")), stored
+
+
+@pytest.mark.parametrize("opener", ["'", "/*", '"', "`", "#", "-- ", "x\n'\ny", "\n\n/*"])
+@pytest.mark.parametrize("mode", ["none", "literals", "full"])
+def test_a_user_name_holding_a_newline_and_an_opener_cannot_hide_its_own_statement_s_secret(
+    opener: str, mode: str
+) -> None:
+    """InnoDB ends the thread line with the user name, which may hold newlines: a quote or a comment opener on
+    its next line would swallow the statement's secret-bearing word if the statement were read from there only."""
+    status = (
+        "LIST OF TRANSACTIONS FOR EACH SESSION:\n---TRANSACTION 37, ACTIVE 5 sec\nmysql tables in use 1, locked 1\n"
+        f"MariaDB thread id 11, OS thread handle 1403, query id 22 localhost x\n{opener} Sending data\n"
+        "SELECT SLEEP(3) FROM DUAL WHERE PASSWORD(/* check */ 'TopSecretKey1') <> ''\n"
+        "------- TRX HAS BEEN WAITING 5 SEC FOR THIS LOCK TO BE GRANTED:\n--------\nFILE I/O\n"
+    )
+    stored = redact_status(status, mode, 65536)
+    assert "TopSecretKey1" not in stored, stored
+    assert "FILE I/O" in stored
+
+
+def test_a_long_multiline_statement_is_read_once_when_its_thread_line_left_nothing_open() -> None:
+    """Only a thread line whose end leaves something open is read again from its next lines: a statement of
+    thousands of short lines costs one reading (the report keeps it, masked)."""
+    rows = ",\n".join(f"({n}, 'v')" for n in range(12000))
+    status = (
+        "---TRANSACTION 37, ACTIVE 5 sec\nMySQL thread id 11, OS thread handle 1, query id 22 localhost app update\n"
+        f"INSERT INTO t VALUES\n{rows}, (0, AES_ENCRYPT('a', 'TopSecretKey1'))\n---TRANSACTION 38, not started\n"
+    )
+    stored = redact_status(status, "none", 2**20)
+    assert "TopSecretKey1" not in stored and "could not be delimited" not in stored
+    assert "INSERT INTO t VALUES\n" in stored and stored.endswith(", not started\n")
 
 
 def test_thousands_of_sessions_are_read_one_statement_at_a_time() -> None:
