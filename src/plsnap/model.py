@@ -34,6 +34,7 @@ MAX_COUNTER = float(2**64)
 #: Longest plausible statement or connection age, in seconds (100 years).
 MAX_ELAPSED = 100 * 365 * 86400.0
 MAX_INTERVAL = 7 * 86400.0
+MIN_INTERVAL = 0.001
 
 
 def format_ts(moment: datetime) -> str:
@@ -394,7 +395,7 @@ class Snapshot:
                 raise ValueError("a marker line that is not a well-formed event")
             record = {**record, "marker": _masked_marker(record["marker"])}
         duration = finite(record.get("duration_ms"), 0.0, MAX_ELAPSED * 1000)
-        interval = finite(record.get("interval_s"), 0.001, MAX_INTERVAL)
+        interval = finite(record.get("interval_s"), MIN_INTERVAL, MAX_INTERVAL)
         if issues is not None:
             issues.fields += sum(
                 1

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plsnap.counters import Cell, CounterPart, CounterSummary, Range, RateRange
 from plsnap.locks import BlockerIdentity, Episode, EpisodePart
-from plsnap.model import MAX_COUNTER, Session, Snapshot
+from plsnap.model import MAX_COUNTER, MAX_ELAPSED, MAX_INTERVAL, MIN_INTERVAL, Session, Snapshot
 from plsnap.partial import (
     DIMENSIONS,
     GAP,
@@ -101,6 +101,22 @@ def decode(value: Any, dims: Iterable[str] | None = None) -> Partial:
         raise CodecError(f"malformed part ({type(exc).__name__})") from None
 
 
+def decode_timeline(value: Any) -> list[Line]:
+    """Only the timeline (the lines) of a part :func:`encode` made ``value`` from."""
+    try:
+        obj = _dict(value)
+        token, moments = _BASE.set(_int(obj["base"])), _MOMENTS.set({})
+        try:
+            return _unlines(obj["lines"])
+        finally:
+            _BASE.reset(token)
+            _MOMENTS.reset(moments)
+    except CodecError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"malformed part ({type(exc).__name__})") from None
+
+
 def _decode(value: Any, dims: Iterable[str] | None) -> Partial:
     obj = _dict(value)
     token = _BASE.set(_int(obj["base"]))
@@ -136,7 +152,7 @@ def _decode_based(obj: dict[str, Any], dims: Iterable[str] | None) -> Partial:
         pending=pending,
         stitch=stitch,
         episodes=_unepisodes(obj["episodes"]),
-        counters=_uncounters(obj["counters"]),
+        counters=_uncounters(obj["counters"], lines),
         load=None if load is None else _unload(load, lines, total_ms, pending),
     )
 
@@ -274,7 +290,7 @@ def _unlines(value: Any) -> list[Line]:
         raise CodecError("bad running counts")
     if not set(kinds) <= {"0", "1", "2"} or not set(owns) <= {"0", "1"}:
         raise CodecError("bad timeline kinds")
-    if any(i is not None and (type(i) not in (int, float) or not 0 < i < math.inf) for i in intervals):
+    if any(i is not None and (type(i) not in (int, float) or not MIN_INTERVAL <= i <= MAX_INTERVAL) for i in intervals):
         raise CodecError("bad intervals")
     base = _BASE.get()
     moments = _MOMENTS.get({})
@@ -593,7 +609,9 @@ def _check_load(tracker: LoadTracker, lines: list[Line], total_ms: int, pending:
         if any(n < 1 for n in named.values()) or sum(named.values()) != len(samples):
             raise CodecError("the load's samples per server or source do not match the part's")
     for name, values in tracker.active.items():
-        if sum(sum(b.values()) for b in values.values()) != total_ms:
+        if any(not buckets.keys() <= counts.keys() for buckets in values.values()) or (
+            sum(sum(b.values()) for b in values.values()) != total_ms
+        ):
             raise CodecError(f"the load by {name} does not add up to the part's active time")
     for name, spread in tracker.spread.items():
         if sum(spread.values()) != total_ms:
@@ -614,7 +632,7 @@ def _untally(value: Any, ended_count: int) -> dict[str, tuple[int, float]] | Non
     tally: dict[str, tuple[int, float]] = {}
     for item in _list(value):
         key, count, longest = _list(item)
-        if _int(count) < 1 or _num(longest) < 0 or _str(key) in tally:
+        if _int(count) < 1 or not 0 <= _num(longest) <= 2 * MAX_ELAPSED or _str(key) in tally:
             raise CodecError("bad executions' tally")
         tally[_str(key)] = (count, float(longest))
     if sum(count for count, _ in tally.values()) != ended_count:
@@ -778,19 +796,27 @@ def _counters(part: CounterPart) -> dict[str, Any]:
     }
 
 
-def _uncounters(value: Any) -> CounterPart:
+def _uncounters(value: Any, lines: list[Line]) -> CounterPart:
+    """The counters of a part, whose cells are those of its samples (a cell elsewhere is no cell plsnap made)."""
     obj = _dict(value)
     cell_seconds = _int(obj["cell_seconds"])
     if cell_seconds < 1:
         raise CodecError("bad cell size")
+    samples = [line for line in lines if line.kind == SAMPLE]
+    allowed = {ms_of(line.ts) // (cell_seconds * 1000) for line in samples}
     cells: dict[int, Cell] = {}
     for item in _list(obj["cells"]):
         index, gauges, rates = _list(item)
-        cells[_int(index)] = Cell(
+        if _int(index) not in allowed:
+            raise CodecError("a counter cell outside the part's samples")
+        cells[index] = Cell(
             {_str(n): _unrange(r, rate=False) for n, r in _dict(gauges).items()},
             {_str(n): _rate(r) for n, r in _dict(rates).items()},
         )
-    summary = CounterSummary(cell_seconds=cell_seconds, cells=cells, resets=_int(obj["resets"]))
+    resets = _int(obj["resets"])
+    if not 0 <= resets <= len(samples):
+        raise CodecError("more counter resets than samples")
+    summary = CounterSummary(cell_seconds=cell_seconds, cells=cells, resets=resets)
     return CounterPart(
         summary,
         first=_unreading(obj["first"]),

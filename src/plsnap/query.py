@@ -21,9 +21,10 @@ from plsnap.textref import TextRef, text_key
 from plsnap.units import format_duration
 
 if TYPE_CHECKING:
+    from plsnap.archive.layout import Partition
     from plsnap.locks import Episode
     from plsnap.partial import Partial
-    from plsnap.rollup import Rollups
+    from plsnap.rollup import Rollup, Rollups
     from plsnap.summary import WindowSummary
 
 #: How far around the instant ``at`` reads first, and how far it looks for the nearest sample on each side.
@@ -330,14 +331,26 @@ def archive_bounds(reader: ArchiveReader, rollups: Rollups | None = None) -> tup
     valid rollups where they can answer."""
     if rollups is None:
         return reader.bounds()
+    from plsnap.rollup import RollupError
+
+    def checked(partition: Partition) -> Rollup | None:
+        rollup = rollups.get(partition)
+        try:
+            if rollup is not None:
+                rollup.checked_span()
+        except RollupError as exc:
+            reader.report(f"{partition.path}: its rollup is not used for the archive's bounds: {exc}")
+            return None
+        return rollup
+
     first = last = None
     for partition in reader.partitions():
-        rollup = rollups.get(partition)
+        rollup = checked(partition)
         first = rollup.header.first_ts if rollup is not None else reader.partition_first(partition)
         if first is not None:
             break
     for partition in reversed(reader.partitions()):
-        rollup = rollups.get(partition)
+        rollup = checked(partition)
         last = rollups.last_ts(partition, rollup) if rollup is not None else reader.partition_last(partition)
         if last is not None:
             break

@@ -37,8 +37,8 @@ from plsnap.archive.layout import PARTITION_SPAN, Partition, hour_start, rollup_
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import ArchiveError, UsageError
 from plsnap.model import Snapshot, format_ts, parse_ts
-from plsnap.partial import DIMENSIONS, FINGERPRINT_VERSION, LOAD_BUCKET, Partial, PartialBuilder, join
-from plsnap.partial_codec import CodecError, decode, encode
+from plsnap.partial import DIMENSIONS, FINGERPRINT_VERSION, LOAD_BUCKET, Line, Partial, PartialBuilder, join
+from plsnap.partial_codec import CodecError, decode, decode_timeline, encode
 
 
 class _Log:
@@ -74,7 +74,6 @@ _FEED_BYTES = 512
 _LINES_PER_CALL = 4096
 LIVE_LEVEL = 3
 FINAL_LEVEL = 12
-_DCTX = zstandard.ZstdDecompressor(max_window_size=2**27)
 
 
 class RollupError(ValueError):
@@ -183,6 +182,8 @@ class Header:
         stamps = [t for t in (self.first_ts, self.last_ts) if t is not None]
         if len(stamps) == 1 or stamps != sorted(stamps):
             raise ValueError("first and last ts out of order")
+        if any(not self.hour <= t < end for t in stamps):
+            raise ValueError("first or last ts outside the hour")
         return self
 
 
@@ -252,7 +253,31 @@ class Rollup:
         end = start + (SLICE if kind == "slice" else PARTITION_SPAN)
         if part.lines and not (start <= part.lines[0].ts and part.lines[-1].ts < end):
             raise RollupError(f"the {kind} part holds lines outside its span")
+        self._check_span(part.lines)
         return part
+
+    def _check_span(self, lines: list[Line]) -> None:
+        """RollupError unless the header's first and last ``ts`` hold ``lines`` (a part's timeline)."""
+        first, last = self.header.first_ts, self.header.last_ts
+        if lines and (first is None or last is None or lines[0].ts < first or lines[-1].ts > last):
+            raise RollupError("its header's first and last ts do not hold its parts' lines")
+
+    def checked_span(self) -> tuple[datetime | None, datetime | None]:
+        """The header's first and last ``ts``, once the timelines of the rollup's first and last parts agree
+        with them (RollupError otherwise): the archive's bounds are read from them."""
+        self._read_all()
+        starts = sorted(start for kind, start, dim in self.rows if kind == "slice" and not dim)
+        keys = [("hour", self.header.hour, "")] if ("hour", self.header.hour, "") in self.rows else []
+        keys += [("slice", starts[0], ""), ("slice", starts[-1], "")] if starts else []
+        for key in keys:
+            try:
+                lines = decode_timeline(self._data(self.rows[key]))
+            except CodecError as exc:
+                raise RollupError(str(exc)) from None
+            self._check_span(lines)
+        if self.header.first_ts is not None and not keys:
+            raise RollupError("its header names lines that no part holds")
+        return self.header.first_ts, self.header.last_ts
 
     def _data(self, row: tuple[int, bytes]) -> dict[str, Any]:
         position, line = row
@@ -283,7 +308,7 @@ class _Stream:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
-        self.dobj = _DCTX.decompressobj()
+        self.dobj = zstandard.ZstdDecompressor(max_window_size=2**27).decompressobj()  # a context of its own
         self.pending = bytearray()
         self.out = b""
         self.at = 0
@@ -563,15 +588,16 @@ def write(folder: SafeDir, header: Header, hour: Partial | None, slices: Iterabl
 class Rollups:
     """The valid rollups of one archive, found beside the partitions or in a cache directory (for archives
     that are read-only), checked against their partitions once per reader. Stale and unreadable ones are
-    ignored; each unreadable one is reported once as a reader problem."""
+    ignored; each unreadable one is reported once as a reader problem. A ``cache`` without the instance's directory
+    is said once, unless ``building`` (reindex is about to make it)."""
 
-    def __init__(self, reader: ArchiveReader, *, cache: Path | None = None) -> None:
+    def __init__(self, reader: ArchiveReader, *, cache: Path | None = None, building: bool = False) -> None:
         self.reader = reader
         self.cache = cache
         self._found: dict[Path, Rollup | None] = {}
         self.stale: list[tuple[Partition, str]] = []
         self._told_outdated = False
-        if cache is not None and not (cache / reader.instance).is_dir():
+        if cache is not None and not building and not (cache / reader.instance).is_dir():
             reader.report(
                 f"--cache {cache}: no rollups for instance {reader.instance!r} there ({cache / reader.instance} is "
                 "not a directory; `plsnap reindex --cache DIR` makes it); using only the rollups beside the archive"
@@ -927,7 +953,7 @@ def reindex(
     done: list[Reindexed] = []
     found_problems: list[str] = []
     with ArchiveReader(instance_dir) as reader:
-        rollups = Rollups(reader, cache=cache)
+        rollups = Rollups(reader, cache=cache, building=True)
         for partition in reader.partitions():
             if (start is not None and partition.end <= start) or (end is not None and partition.start >= end):
                 continue

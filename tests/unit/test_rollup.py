@@ -24,7 +24,7 @@ from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
 from plsnap.config import RetentionConfig
 from plsnap.errors import NoDataError, UsageError
-from plsnap.model import Snapshot, format_ts
+from plsnap.model import Snapshot, format_ts, parse_ts
 from plsnap.render import episode_json, window_json
 from plsnap.rollup import Keeper, Rollups, decode_file, reindex
 from tests.unit.test_partial import history
@@ -221,6 +221,33 @@ def _huge_counter(header: Any, rows: list[Any]) -> bool:
     return False
 
 
+def _counter_cell(minute: int) -> Any:
+    def change(header: Any, rows: list[Any]) -> bool:
+        for row in rows:
+            for cell in row["data"].get("counters", {}).get("cells", []) if row["dim"] == "" else []:
+                cell[0] = minute
+                return True
+        return False
+
+    return change
+
+
+def _tiny_interval(header: Any, rows: list[Any]) -> bool:
+    data = _first(rows, lambda r: r["dim"] == "" and any(r["data"]["lines"]["interval"]))
+    position = next(i for i, v in enumerate(data["lines"]["interval"]) if v)
+    data["lines"]["interval"][position] = 1e-300
+    return True
+
+
+def _header_ts(key: str, minutes: int) -> Any:
+    def change(header: Any, rows: list[Any]) -> bool:
+        moment = parse_ts(header[key]) + timedelta(minutes=minutes)
+        header[key] = format_ts(moment)
+        return True
+
+    return change
+
+
 def _drop_hour_part(header: Any, rows: list[Any]) -> bool:
     before = len(rows)
     rows[:] = [row for row in rows if row["part"] != "hour"]
@@ -242,6 +269,12 @@ def _swap_first_last(header: Any, rows: list[Any]) -> bool:
         _huge_counter,
         _drop_hour_part,
         _swap_first_last,
+        _counter_cell(10**18),
+        _counter_cell(-5),
+        _tiny_interval,
+        _header_ts("first_ts", 38),
+        _header_ts("first_ts", -24 * 60),
+        _header_ts("last_ts", -3),
     ],
     ids=[
         "negative-missed",
@@ -251,6 +284,12 @@ def _swap_first_last(header: Any, rows: list[Any]) -> bool:
         "huge-counter",
         "complete-without-hour-part",
         "last-before-first",
+        "counter-cell-far-later",
+        "counter-cell-before-1970",
+        "interval-of-1e-300",
+        "first-ts-after-the-first-line",
+        "first-ts-outside-the-hour",
+        "last-ts-before-the-last-line",
     ],
 )
 def test_a_rollup_that_lies_consistently_is_ignored(archive, tmp_path: Path, change: Any) -> None:
@@ -808,12 +847,15 @@ def _set_load(data: dict[str, Any], change: str) -> None:
         data["active"]["state"].append(list(data["active"]["state"][0]))
     elif change == "table":
         data["values"].append(data["values"][0])
+    elif change in ("bucket-later", "bucket-before"):
+        series = data["active"]["state"][0]
+        series[1] = 10**9 if change == "bucket-later" else -5 - data["first"]
 
 
 @pytest.mark.parametrize(
     "change",
     ["active", "spread", "peak", "samples", "users", "reference", "shape", "bucket", "sampled", "shifted",
-     "sources", "peak-ts", "pending-none", "duplicate", "table"],
+     "sources", "peak-ts", "pending-none", "duplicate", "table", "bucket-later", "bucket-before"],
 )  # fmt: skip
 def test_a_load_row_that_does_not_match_its_part_is_ignored(archive, tmp_path: Path, change: str) -> None:
     """The hour's DB-load row rewritten (CRCs recomputed) so that it no longer matches its part: the rollup is
@@ -875,3 +917,16 @@ def test_a_cache_directory_that_holds_no_rollups_for_the_instance_is_said_once(a
     root, lines = archive
     problems, _ = answers(root, lines[0].ts, lines[-1].ts, cache=tmp_path / "typo")
     assert len(problems) == 1 and "--cache" in problems[0] and "no rollups for instance" in problems[0], problems
+
+
+def test_two_rollups_read_in_turn_do_not_break_each_other(archive) -> None:
+    """python-zstandard's decompressobj() of one decompressor share its context: each rollup (and each frame of
+    a partition) has a decompressor of its own, so reading one, then another, then the first again works."""
+    root, _ = archive
+    first, second = (p for p in list_partitions(root).partitions[:2])
+    one = decode_file((first.path.parent / str(first.rollup)).read_bytes())
+    two = decode_file((second.path.parent / str(second.rollup)).read_bytes())
+    assert one.hour_part(["user"]) is not None and two.hour_part(["user"]) is not None
+    assert one.slice_part(one.header.hour, ["user"]) is not None
+    assert two.slice_part(two.header.hour, ["user"]) is not None
+    assert one.checked_span() == (one.header.first_ts, one.header.last_ts)
