@@ -726,7 +726,7 @@ def _all_after(data: bytes, covered_until: datetime, hour_end: datetime, *, live
 
     def want(index: FrameIndex) -> bool:
         nonlocal early
-        if (index.min_ts and index.min_ts.encode() < bound) or (index.max_ts and index.max_ts.encode() >= end):
+        if not index.checked or index.min_ts.encode() < bound or index.max_ts.encode() >= end:
             early = True
         return False
 

@@ -3,11 +3,12 @@ verify, retention and prune --dry-run say about damaged partitions."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import subprocess
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -16,8 +17,9 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from plsnap import query, render
 from plsnap.archive import ArchiveReader, ArchiveWriter
-from plsnap.archive.format import PartitionDecoder, decode_lines, encode_line, walk_frame
+from plsnap.archive.format import FrameIndex, PartitionDecoder, decode_lines, encode_line, walk_frame
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import list_partitions
 from plsnap.config import RetentionConfig
@@ -373,3 +375,153 @@ def test_frames_without_an_index_turn_seeking_off_once() -> None:
     assert list(indexed.chunks()) == []
     assert indexed.seek_by_index is True
     assert {f.status for f in indexed.frames} == {"skipped"}
+
+
+def lie_about_frame(path: Path, position: int, min_ts: str, max_ts: str, lines: int | None = None) -> None:
+    """Rewrite the index of the ``position``-th data frame of ``path`` with another ``ts`` range (and line count),
+    keeping its length (so every offset stays right): an index that lies but decodes."""
+    data = path.read_bytes()
+    decoder = PartitionDecoder(data)
+    for _ in decoder.chunks():
+        pass
+    frame = decoder.frames[position]
+    assert frame.index is not None
+    start = frame.offset + frame.index.length
+    changed = dataclasses.replace(frame.index, min_ts=min_ts, max_ts=max_ts, lines=lines or frame.index.lines)
+    encoded = changed.encode()
+    end = start + 8 + int.from_bytes(data[start + 4 : start + 8], "little")
+    assert len(encoded) == end - start
+    path.write_bytes(data[:start] + encoded + data[end:])
+
+
+def write_long_statement(instance: Path) -> None:
+    """A closed partition of 5-minute frames (03:00 to 03:15, a sample every 10 s) in which session 7 runs one
+    statement throughout, and each sample shows another short one: ``at`` lists its first sighting in range."""
+    with ArchiveWriter(instance, fsync=False, frame_seconds=300) as writer:
+        for second in range(0, 900, 10):
+            sample = snap(second, session(7, "SELECT long", time=second), session(100 + second, f"SELECT {second}"))
+            writer.append(encode_line(sample.to_record()), at(second))
+
+
+def answer_of(instance: Path, moment: datetime) -> tuple[dict[str, object], list[str]]:
+    """What ``plsnap at --format json`` says at ``moment``, and the reader's warnings."""
+    with ArchiveReader(instance) as reader:
+        result = query.at(reader, moment)
+        return render.at_json(result), reader.problems
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        ("2026-11-28T03:00:00.000Z", "2026-11-28T03:04:50.000Z"),  # the frame before's range
+        ("2026-11-28T03:10:00.000Z", "2026-11-28T03:14:50.000Z"),  # the frame after's range
+        ("2026-11-28T03:09:50.000Z", "2026-11-28T03:05:00.000Z"),  # first after last
+        ("2026-11-28T05:05:00.000Z", "2026-11-28T05:09:50.000Z"),  # another hour
+        ("2026-11-28T03:05:00.000Z", "2026-11-28T03:05:30.000Z"),  # narrower than the frame
+    ],
+)
+def test_a_frame_index_whose_ts_range_lies_is_reported_by_verify(tmp_path: Path, first: str, last: str) -> None:
+    """An index that decodes but whose ts range is not its frame's lines' is damage: verify, which reads every
+    frame, reports the partition as damaged and names the frame, although every line of it is intact."""
+    instance = tmp_path / "db1"
+    write_hour(instance, range(0, 900, 10))
+    (partition,) = list_partitions(instance).partitions
+    lie_about_frame(partition.path, 1, first, last)
+    with ArchiveReader(instance) as reader:
+        report = verify(reader)
+    (check,) = report.partitions
+    assert check.status == "damaged"
+    assert any("its index does not match its lines" in problem for problem in check.problems)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "moment"),
+    [
+        ("2026-11-28T03:00:00.000Z", "2026-11-28T03:04:50.000Z", 420),
+        ("2026-11-28T03:10:00.000Z", "2026-11-28T03:14:50.000Z", 420),
+        ("2026-11-28T03:09:50.000Z", "2026-11-28T03:05:00.000Z", 420),
+        ("2026-11-28T05:05:00.000Z", "2026-11-28T05:09:50.000Z", 420),
+        ("9999-99-99T99:99:99.999Z", "0000-00-00T00:00:00.000Z", 420),
+    ],
+)
+def test_at_never_answers_differently_by_a_lying_index_without_a_warning(
+    tmp_path: Path, first: str, last: str, moment: int
+) -> None:
+    """``at`` chooses frames by their indexes: one whose ts range lies (shifted onto a neighbour, reversed, in
+    another hour, absurd) gives the answer of an intact archive, or a warning naming the lying index."""
+    instance = tmp_path / "db1"
+    write_long_statement(instance)
+    truth, clean_problems = answer_of(instance, at(moment))
+    assert clean_problems == []
+    (partition,) = list_partitions(instance).partitions
+    lie_about_frame(partition.path, 1, first, last)
+    got, problems = answer_of(instance, at(moment))
+    assert got == truth or any("its index does not match its lines" in p for p in problems)
+
+
+def index_payload_span(data: bytes, position: int) -> tuple[int, int]:
+    """Where the payload of the ``position``-th data frame's index lies in ``data``."""
+    decoder = PartitionDecoder(data)
+    for _ in decoder.chunks():
+        pass
+    frame = decoder.frames[position]
+    assert frame.index is not None
+    start = frame.offset + frame.index.length + 8
+    return start, start + int.from_bytes(data[start - 4 : start], "little")
+
+
+@pytest.mark.parametrize(
+    ("key", "digit", "flip"), [(b'"min_ts":"2026-11-28T03:0', b"5", 0x02), (b'"max_ts":"2026-11-28T03:0', b"9", 0x01)]
+)
+def test_one_flipped_digit_of_an_index_ts_is_damage_not_a_hidden_frame(
+    tmp_path: Path, key: bytes, digit: bytes, flip: int
+) -> None:
+    """A flipped bit in a frame index's ``ts`` range turns 03:05 into 03:07, or 03:09 into 03:08 (a plausible,
+    narrower range): its
+    ``sum`` no longer holds, so ``at`` decodes the frame and gives the intact answer, and the index is reported."""
+    instance = tmp_path / "db1"
+    write_long_statement(instance)
+    truth, _ = answer_of(instance, at(605))
+    (partition,) = list_partitions(instance).partitions
+    data = bytearray(partition.path.read_bytes())
+    start, end = index_payload_span(bytes(data), 1)
+    where = data.index(key, start, end) + len(key)
+    assert data[where : where + 1] == digit
+    data[where] ^= flip
+    partition.path.write_bytes(bytes(data))
+    got, problems = answer_of(instance, at(605))
+    assert got == truth
+    assert any("unreadable frame index" in problem for problem in problems)
+
+
+def test_every_single_bit_flip_in_an_index_payload_is_caught() -> None:
+    """No one-bit change of an index payload decodes as a checked index: it is unreadable, or (a flip in the
+    name of ``sum``) reads as an older writer's index, which is never used to skip its frame."""
+    index = FrameIndex(123, 4567, 2, 890, "2026-11-28T03:05:00.000Z", "2026-11-28T03:09:50.000Z", False, (7, 9))
+    payload = index.encode()[8:]
+    assert FrameIndex.decode(payload) == index
+    for bit in range(len(payload) * 8):
+        flipped = bytearray(payload)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        decoded = FrameIndex.decode(bytes(flipped))
+        assert decoded is None or not decoded.checked, bit
+
+
+def test_an_index_without_a_sum_is_used_for_counts_but_never_to_skip(tmp_path: Path) -> None:
+    """An older writer's index (no ``sum``) still counts a frame's snapshots, but a read of a span decodes its
+    frame rather than trust its ``ts`` range: narrowed by hand, it cannot hide the frame from ``at``."""
+    instance = tmp_path / "db1"
+    write_long_statement(instance)
+    truth, _ = answer_of(instance, at(605))
+    (partition,) = list_partitions(instance).partitions
+    data = partition.path.read_bytes()
+    start, end = index_payload_span(data, 1)
+    old = orjson.loads(data[start:end])
+    assert old.pop("sum")
+    old["min_ts"], old["max_ts"] = "2026-11-28T03:05:00.000Z", "2026-11-28T03:05:30.000Z"
+    payload = orjson.dumps(old)
+    unchecked = FrameIndex.decode(payload)
+    assert unchecked is not None and not unchecked.checked
+    partition.path.write_bytes(data[: start - 4] + len(payload).to_bytes(4, "little") + payload + data[end:])
+    got, _ = answer_of(instance, at(605))
+    assert got == truth

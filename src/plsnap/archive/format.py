@@ -87,7 +87,9 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class FrameIndex:
     """What the writer recorded about a closed data frame: where it is, how many lines, which ``ts`` range, and
-    the CRC-32 of each line in order (``crcs``; empty when the index does not carry them)."""
+    the CRC-32 of each line in order (``crcs``; empty when the index does not carry them). ``checked`` is True
+    when the payload carried its own checksum (``sum``) and it held: only then may a reader skip the frame by
+    its ``ts`` range (an older writer's index has none, and one flipped digit of it could hide a frame)."""
 
     offset: int
     length: int
@@ -97,10 +99,12 @@ class FrameIndex:
     max_ts: str
     closed: bool = False
     crcs: tuple[int, ...] = ()
+    checked: bool = field(default=True, compare=False)
 
     def encode(self) -> bytes:
-        """The skippable frame holding this index."""
-        payload = orjson.dumps(
+        """The skippable frame holding this index: a JSON object whose last key, ``sum``, is the CRC-32 of the
+        payload's bytes before it (from the opening brace up to the comma)."""
+        body = orjson.dumps(
             {
                 "kind": INDEX_KIND,
                 "v": FORMAT_VERSION,
@@ -113,15 +117,22 @@ class FrameIndex:
                 "closed": self.closed,
                 "crc": struct.pack(f">{len(self.crcs)}I", *self.crcs).hex(),
             }
-        )
+        )[:-1]
+        payload = body + b',"sum":"%08x"}' % zlib.crc32(body)
         return INDEX_MAGIC + struct.pack("<I", len(payload)) + payload
 
     @classmethod
     def decode(cls, payload: bytes) -> FrameIndex | None:
-        """Parse an index payload; None when it is not a valid plsnap index."""
+        """Parse an index payload; None when it is not a valid plsnap index or its ``sum`` does not hold. An
+        index without ``sum`` (an older writer's) decodes with ``checked`` False."""
         value = parse_line(payload)
         if value is None or value.get("kind") != INDEX_KIND:
             return None
+        checked = "sum" in value
+        if checked:
+            body, suffix = payload[:-_SUM_SUFFIX_BYTES], payload[-_SUM_SUFFIX_BYTES:]
+            if suffix != b',"sum":"%08x"}' % zlib.crc32(body):
+                return None
         try:
             index = cls(
                 offset=_nonneg_int(value["offset"]),
@@ -131,6 +142,7 @@ class FrameIndex:
                 min_ts=_short_text(value["min_ts"]),
                 max_ts=_short_text(value["max_ts"]),
                 closed=value.get("closed") is True,
+                checked=checked,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -140,6 +152,9 @@ class FrameIndex:
     def with_closed(self) -> FrameIndex:
         """A copy that says the writer closed the partition."""
         return replace(self, closed=True)
+
+
+_SUM_SUFFIX_BYTES = len(b',"sum":"00000000"}')
 
 
 def _crcs(value: Any, lines: int) -> tuple[int, ...]:
@@ -258,6 +273,10 @@ class FrameReport:
     last_ts: bytes | None = None
     rejected: int = 0
     unverified: int = 0
+    #: The smallest and largest ``ts`` prefix among the frame's lines, and how many lines had one.
+    min_ts: bytes | None = None
+    max_ts: bytes | None = None
+    stamped: int = 0
 
     @property
     def lost(self) -> int | None:
@@ -307,6 +326,9 @@ class PartitionDecoder:
         self.produced = 0
         self.closed: bool | None = None
         self.bad_indexes: list[int] = []
+        #: Frames whose index does not describe their lines (count or ts range): an index that lies would make a
+        #: reader of a span skip the frame, so it is damage even though every line of the frame is intact.
+        self.lying_indexes: list[str] = []
 
     @property
     def unclosed(self) -> bool:
@@ -318,7 +340,7 @@ class PartitionDecoder:
     def clean(self) -> bool:
         """True when every frame decoded and terminated and nothing else was found: safe to append to."""
         frames_ok = all(f.status in ("ok", "skipped") for f in self.frames)
-        return not self.junk and frames_ok and not self.capped and not self.bad_indexes
+        return not self.junk and frames_ok and not self.capped and not self.bad_indexes and not self.lying_indexes
 
     @property
     def problems(self) -> list[str]:
@@ -341,6 +363,7 @@ class PartitionDecoder:
             f"unreadable frame index at byte {offset} (damaged; the data frames are not affected)"
             for offset in self.bad_indexes
         ]
+        found += self.lying_indexes
         if self.capped:
             found.append(f"stopped after {self.limits.max_partition_bytes} decompressed bytes (the partition cap)")
         return found
@@ -507,7 +530,24 @@ class PartitionDecoder:
                 held, crcs = None, ()
         report.torn_bytes = lines.pending_size
         self._conclude(view, shape, report, consumed, error, eof=dobj.eof)
+        self._check_index(report)
         yield from _release(held, crcs, report)
+
+    def _check_index(self, report: FrameReport) -> None:
+        """Note an intact frame whose index does not hold its line count and ``ts`` range (lines without a
+        plsnap ``ts`` prefix or over the line cap leave the range unchecked)."""
+        index = report.index
+        if index is None or report.status != "ok":
+            return
+        span = (_text(report.min_ts), _text(report.max_ts))
+        counted = report.lines + report.oversized_lines
+        stamped = report.stamped == report.lines and not report.oversized_lines
+        if counted != index.lines or (stamped and report.lines and span != (index.min_ts, index.max_ts)):
+            self.lying_indexes.append(
+                f"frame at byte {report.offset}: its index does not match its lines (index: {index.lines} line(s), "
+                f"{index.min_ts or '?'} .. {index.max_ts or '?'}; frame: {counted} line(s), {span[0]} .. {span[1]}); "
+                "a read of another span may have skipped snapshots by it"
+            )
 
     def _conclude(
         self, view: memoryview, shape: FrameShape, report: FrameReport, consumed: int, error: str | None, *, eof: bool
@@ -612,6 +652,14 @@ class _LineAssembler:
         cap: the pending part was checked before the block that completed it)."""
         report = self.report
         report.lines += chunk.count(b"\n")
+        start = 0
+        while start < len(chunk):
+            stamp = ts_prefix(chunk[start : start + 64])
+            if stamp is not None:
+                report.stamped += 1
+                report.min_ts = stamp if report.min_ts is None else min(report.min_ts, stamp)
+                report.max_ts = stamp if report.max_ts is None else max(report.max_ts, stamp)
+            start = chunk.find(b"\n", start) + 1 or len(chunk)
         if report.first_ts is None:
             report.first_ts = ts_prefix(chunk[:64])
         last_start = chunk.rfind(b"\n", 0, len(chunk) - 1) + 1

@@ -265,14 +265,14 @@ class ArchiveReader:
         lines: list[tuple[bytes, bytes]] = []
         misplaced = 0
         newest = bool(self.partitions()) and part is self.partitions()[-1]
+        hour = (format_ts(part.start).encode(), format_ts(part.end).encode())
 
         def want(index: FrameIndex) -> bool:
-            if not index.min_ts or not index.max_ts:
-                return True
-            return not (
-                (high is not None and index.min_ts.encode() >= high)
-                or (low is not None and index.max_ts.encode() < low)
-            )
+            first, last = index.min_ts.encode(), index.max_ts.encode()
+            plausible = hour[0] <= first <= last < hour[1] and len(first) == len(last) == len(hour[0])
+            if not (index.checked and plausible):
+                return True  # an unchecked index, or a range no writer records, is no reason to skip
+            return not ((high is not None and first >= high) or (low is not None and last < low))
 
         try:
             folder = self.directory().subdir(part.date_name)
@@ -289,7 +289,6 @@ class ArchiveReader:
                     continue
                 ranged = low is not None or high is not None
                 decoder = PartitionDecoder(data, self.limits, want if ranged else None, seek_by_index=ranged)
-                hour = (format_ts(part.start).encode(), format_ts(part.end).encode())
                 for chunk in decoder.chunks():
                     misplaced += _collect(chunk, low, high, lines, hour)
                 live = newest and position == 0 and part.has_main
