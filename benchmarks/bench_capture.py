@@ -98,6 +98,9 @@ SCENARIOS = ("load-200", "sysbench-300", "load-1000")
 TARGET_CPU_MS = {300: 5.0, 1000: 20.0}
 #: Issue #12: server CPU per sample with counters on may exceed the capture without them by at most this.
 TARGET_SERVER_EXTRA_MS = 0.5
+#: Issue #12's "today's" server CPU per sample without counters, quoted for sysbench at about 300 sessions only
+#: (ms).
+ISSUE_TODAY_SERVER_MS = {300: 2.0}
 ROUNDS = 7
 SECONDS = 1.5
 #: Modes: back to back (warm caches, the classic micro-benchmark), and samples 0.25 s apart, whose caches have
@@ -476,6 +479,19 @@ def add_rows(results: Results, label: str, sessions: int, figures: dict[str, Fig
         verdict=verdict(server_ok),
         note="all on",
     )
+    quoted = ISSUE_TODAY_SERVER_MS.get(sessions) if label.startswith("sysbench") else None
+    if quoted is not None and full.server_ms is not None:
+        results.add(
+            scen,
+            "server CPU/sample",
+            full.server_ms,
+            "issue #12's today",
+            quoted,
+            "ms",
+            target=f"<= +{TARGET_SERVER_EXTRA_MS:g} ms",
+            verdict=verdict(full.server_ms <= quoted + TARGET_SERVER_EXTRA_MS),
+            note="all on, against the figure the issue quotes",
+        )
     results.add(scen, "server CPU/sample", full.server_ms, "floor pymysql SHOW", floor.server_ms, "ms", note="all on")
     results.add(scen, "server CPU/sample", full.server_ms, "seed mysql|gzip", seed.server_ms, "ms", note="all on")
     results.add(
