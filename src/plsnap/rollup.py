@@ -661,7 +661,7 @@ class Rollups:
                 return last
             _, rest = folder.read_range(partition.path.name, header.size, size - header.size)
         low, high = format_ts(partition.start).encode(), format_ts(partition.end).encode()
-        for chunk in PartitionDecoder(rest).chunks():
+        for chunk in PartitionDecoder(rest, base=header.size).chunks():
             for line in chunk.split(b"\n"):
                 prefix = ts_prefix(line[:48])
                 if prefix is not None and low <= prefix < high:
@@ -709,17 +709,17 @@ class Rollups:
                 if size > header.size:
                     _, rest = folder.read_range(partition.path.name, header.size, size - header.size)
                     live = partition is self.reader.partitions()[-1]
-                    if not _all_after(rest, header.covered_until, partition.end, live=live):
+                    if not _all_after(rest, header.size, header.covered_until, partition.end, live=live):
                         return "lines were added to a span the rollup covers, or damaged data after it"
             except (OSError, ArchiveError) as exc:
                 return f"the partition is unreadable ({exc})"
         return None
 
 
-def _all_after(data: bytes, covered_until: datetime, hour_end: datetime, *, live: bool) -> bool:
-    """True when ``data`` (frames appended after a rollup was built) is intact and every line in it has
-    ``covered_until <= ts < hour_end``; an unfinished last frame is intact only in the ``live`` (newest)
-    partition. Anything else sends readers to the raw rows, which report it."""
+def _all_after(data: bytes, base: int, covered_until: datetime, hour_end: datetime, *, live: bool) -> bool:
+    """True when ``data`` (frames appended after a rollup was built, from file offset ``base``) is intact and
+    every line in it has ``covered_until <= ts < hour_end``; an unfinished last frame is intact only in the
+    ``live`` (newest) partition. Anything else sends readers to the raw rows, which report it."""
     bound = format_ts(covered_until).encode()
     end = format_ts(hour_end).encode()
     early = False
@@ -730,7 +730,7 @@ def _all_after(data: bytes, covered_until: datetime, hour_end: datetime, *, live
             early = True
         return False
 
-    decoder = PartitionDecoder(data, want=want)
+    decoder = PartitionDecoder(data, want=want, base=base)
     for chunk in decoder.chunks():
         for line in chunk.split(b"\n"):
             prefix = ts_prefix(line[:48])
@@ -738,7 +738,7 @@ def _all_after(data: bytes, covered_until: datetime, hour_end: datetime, *, live
                 return False
     frames = decoder.frames
     intact = all(f.status in ("ok", "skipped") or (live and f.status == "open" and f is frames[-1]) for f in frames)
-    return intact and not early and not decoder.junk and not decoder.bad_indexes
+    return intact and not early and not decoder.junk and not decoder.bad_indexes and not decoder.misplaced_indexes
 
 
 # --- the daemon's live rollup -----------------------------------------------------------------------------

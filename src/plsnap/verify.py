@@ -16,7 +16,7 @@ from plsnap.archive.format import FrameReport, Limits, PartitionDecoder, describ
 from plsnap.archive.layout import Foreign, Partition
 from plsnap.archive.reader import ArchiveReader
 from plsnap.errors import ArchiveError
-from plsnap.model import finite, parse_ts
+from plsnap.model import finite, format_ts, parse_ts
 
 
 @dataclass(slots=True)
@@ -105,8 +105,21 @@ def _check(reader: ArchiveReader, part: Partition, *, newest: bool, following: P
                 if interval is None:
                     interval = _interval(chunk)
             live = newest and position == 0 and part.has_main
+            _misplaced(result, path, decoder, part)
             _judge(result, path, decoder, interval, live=live, partition_end=part.end, following=following)
     return result
+
+
+def _misplaced(result: PartitionCheck, path: object, decoder: PartitionDecoder, part: Partition) -> None:
+    """Note each frame holding snapshots whose ``ts`` is outside the partition's hour (readers skip them)."""
+    low, high = format_ts(part.start).encode(), format_ts(part.end).encode()
+    for frame in decoder.frames:
+        if frame.min_ts is not None and frame.max_ts is not None and (frame.min_ts < low or frame.max_ts >= high):
+            result.problems.append(
+                f"{path}: frame at byte {frame.offset} holds snapshots whose ts is outside the partition's hour "
+                f"({frame.min_ts.decode('ascii', 'replace')} .. {frame.max_ts.decode('ascii', 'replace')}); "
+                "readers skip them"
+            )
 
 
 def _judge(

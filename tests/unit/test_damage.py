@@ -8,6 +8,7 @@ import functools
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from plsnap.archive.format import FrameIndex, PartitionDecoder, decode_lines, en
 from plsnap.archive.fs import SafeDir
 from plsnap.archive.layout import list_partitions
 from plsnap.config import RetentionConfig
+from plsnap.errors import NoDataError
 from plsnap.model import format_ts, parse_ts
 from plsnap.retention import run
 from plsnap.verify import verify
@@ -406,8 +408,10 @@ def write_long_statement(instance: Path) -> None:
 def answer_of(instance: Path, moment: datetime) -> tuple[dict[str, object], list[str]]:
     """What ``plsnap at --format json`` says at ``moment``, and the reader's warnings."""
     with ArchiveReader(instance) as reader:
-        result = query.at(reader, moment)
-        return render.at_json(result), reader.problems
+        try:
+            return render.at_json(query.at(reader, moment)), reader.problems
+        except NoDataError as exc:
+            return {"no data": str(exc)}, reader.problems
 
 
 @pytest.mark.parametrize(
@@ -495,16 +499,15 @@ def test_one_flipped_digit_of_an_index_ts_is_damage_not_a_hidden_frame(
 
 
 def test_every_single_bit_flip_in_an_index_payload_is_caught() -> None:
-    """No one-bit change of an index payload decodes as a checked index: it is unreadable, or (a flip in the
-    name of ``sum``) reads as an older writer's index, which is never used to skip its frame."""
+    """No one-bit change of an index payload decodes as an index, not even a flip in the name of ``sum`` (which
+    would otherwise read as an older writer's index without one)."""
     index = FrameIndex(123, 4567, 2, 890, "2026-11-28T03:05:00.000Z", "2026-11-28T03:09:50.000Z", False, (7, 9))
     payload = index.encode()[8:]
     assert FrameIndex.decode(payload) == index
     for bit in range(len(payload) * 8):
         flipped = bytearray(payload)
         flipped[bit // 8] ^= 1 << (bit % 8)
-        decoded = FrameIndex.decode(bytes(flipped))
-        assert decoded is None or not decoded.checked, bit
+        assert FrameIndex.decode(bytes(flipped)) is None, bit
 
 
 def test_an_index_without_a_sum_is_used_for_counts_but_never_to_skip(tmp_path: Path) -> None:
@@ -525,3 +528,63 @@ def test_an_index_without_a_sum_is_used_for_counts_but_never_to_skip(tmp_path: P
     partition.path.write_bytes(data[: start - 4] + len(payload).to_bytes(4, "little") + payload + data[end:])
     got, _ = answer_of(instance, at(605))
     assert got == truth
+
+
+def units_of(data: bytes) -> list[tuple[int, int, int]]:
+    """(frame start, index start, index end) of each data frame of an intact file."""
+    decoder = PartitionDecoder(data)
+    for _ in decoder.chunks():
+        pass
+    units = []
+    for frame in decoder.frames:
+        assert frame.index is not None
+        index_at = frame.offset + frame.index.length
+        units.append(
+            (frame.offset, index_at, index_at + 8 + int.from_bytes(data[index_at + 4 : index_at + 8], "little"))
+        )
+    return units
+
+
+def flip_byte(data: bytes, where: int) -> bytes:
+    return data[:where] + bytes([data[where] ^ 0x01]) + data[where + 1 :]
+
+
+#: Changes of which frames and indexes a partition holds (``u`` its (frame, index, end) offsets, ``o`` those
+#: of a partition of another hour, ``d`` and ``x`` their bytes); every piece stays intact on its own.
+SPLICES: dict[str, Callable[[bytes, bytes, list[tuple[int, int, int]], list[tuple[int, int, int]]], bytes]] = {
+    "index magic flipped": lambda d, x, u, o: flip_byte(d, u[1][1]),
+    "a bit of the sum key's name flipped": lambda d, x, u, o: flip_byte(d, d.index(b'"sum"', u[1][1]) + 1),
+    "cut between the first frame and its index": lambda d, x, u, o: d[: u[0][1]],
+    "the second frame and its index removed": lambda d, x, u, o: d[: u[1][0]] + d[u[1][2] :],
+    "the second frame and its index duplicated": lambda d, x, u, o: d[: u[1][2]] + d[u[1][0] : u[1][2]] + d[u[1][2] :],
+    "a frame and its index of another hour inserted": lambda d, x, u, o: (
+        d[: u[1][0]] + x[o[0][0] : o[0][2]] + d[u[1][0] :]
+    ),
+    "the first index moved after the second frame": lambda d, x, u, o: (
+        d[: u[0][1]] + d[u[0][2] : u[1][1]] + d[u[0][1] : u[0][2]] + d[u[1][1] :]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLICES))
+def test_frames_and_indexes_cut_moved_or_spliced_are_reported_by_readers_and_verify(tmp_path: Path, case: str) -> None:
+    """Every change of which frames and indexes a partition holds, where each piece is intact on its own, is
+    damage: verify reports it, and a read of the hour and ``at`` report it whenever their answer differs."""
+    instance, elsewhere = tmp_path / "db1", tmp_path / "other"
+    write_long_statement(instance)
+    write_hour(elsewhere, range(3600, 3900, 10))
+    (partition,) = list_partitions(instance).partitions
+    (foreign,) = list_partitions(elsewhere).partitions
+    truth = {moment: answer_of(instance, at(moment))[0] for moment in (0, 305, 605, 895)}
+    data, other = partition.path.read_bytes(), foreign.path.read_bytes()
+    partition.path.write_bytes(SPLICES[case](data, other, units_of(data), units_of(other)))
+    with ArchiveReader(instance) as reader:
+        report = verify(reader)
+    assert report.partitions[0].status == "damaged"
+    with ArchiveReader(instance) as reader:
+        records = list(reader.iter_records(partition.start, partition.end))
+        assert reader.problems
+    assert records
+    for moment, expected in truth.items():
+        got, problems = answer_of(instance, at(moment))
+        assert got == expected or problems, moment

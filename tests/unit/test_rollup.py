@@ -18,7 +18,7 @@ import pytest
 import zstandard
 
 from plsnap import query, report, report_md, retention
-from plsnap.archive.format import encode_line
+from plsnap.archive.format import PartitionDecoder, encode_line
 from plsnap.archive.layout import list_partitions
 from plsnap.archive.reader import ArchiveReader
 from plsnap.archive.writer import ArchiveWriter
@@ -26,7 +26,7 @@ from plsnap.config import RetentionConfig
 from plsnap.errors import NoDataError, UsageError
 from plsnap.model import Snapshot, format_ts, parse_ts
 from plsnap.render import episode_json, window_json
-from plsnap.rollup import Keeper, Rollups, decode_file, reindex
+from plsnap.rollup import Keeper, Rollups, _all_after, decode_file, reindex
 from tests.unit.test_partial import history
 
 DIMS = ("fingerprint", "user", "state")
@@ -930,3 +930,24 @@ def test_two_rollups_read_in_turn_do_not_break_each_other(archive) -> None:
     assert one.slice_part(one.header.hour, ["user"]) is not None
     assert two.slice_part(two.header.hour, ["user"]) is not None
     assert one.checked_span() == (one.header.first_ts, one.header.last_ts)
+
+
+def test_closed_frames_appended_after_a_rollup_are_judged_by_their_own_indexes(tmp_path: Path) -> None:
+    """Frames read from the middle of a file keep the file's offsets: frames closed after a rollup's size, all
+    later than what it covers, leave it fresh; one that starts before ``covered_until`` does not."""
+    root = tmp_path / "inst"
+    with ArchiveWriter(root, fsync=False, frame_seconds=300) as writer:
+        for line in lines_for(0.5, seed=4):
+            writer.append(encode_line(line.to_record()), line.ts)
+    (part,) = list_partitions(root).partitions
+    data = part.path.read_bytes()
+    decoder = PartitionDecoder(data)
+    for _ in decoder.chunks():
+        pass
+    second = decoder.frames[1]
+    assert second.index is not None and second.first_ts is not None
+    since = parse_ts(second.first_ts.decode())
+    rest = data[second.offset :]
+    assert _all_after(rest, second.offset, since, part.end, live=False)
+    assert not _all_after(rest, second.offset, since + timedelta(seconds=1), part.end, live=False)
+    assert not _all_after(rest, 0, since, part.end, live=False)

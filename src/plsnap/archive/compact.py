@@ -213,6 +213,7 @@ def _frame_lines(frame: bytes, index: FrameIndex) -> tuple[list[bytes], str | No
     decoder = PartitionDecoder(frame, Limits(max_line_bytes=2**62, max_partition_bytes=index.raw_bytes))
     lines = [line for chunk in decoder.chunks() for line in chunk.split(b"\n")[:-1]]
     report = decoder.frames[0] if len(decoder.frames) == 1 else None
+    decoder.missing_indexes.clear()  # the frame's bytes alone: its index is checked against it below
     if report is None or report.status != "ok" or report.torn_bytes or decoder.problems:
         return lines, "does not decode cleanly"
     if len(lines) != index.lines or sum(len(line) + 1 for line in lines) != index.raw_bytes:

@@ -128,11 +128,11 @@ class FrameIndex:
         value = parse_line(payload)
         if value is None or value.get("kind") != INDEX_KIND:
             return None
+        body, suffix = payload[:-_SUM_SUFFIX_BYTES], payload[-_SUM_SUFFIX_BYTES:]
+        summed = suffix == b',"sum":"%08x"}' % zlib.crc32(body)
         checked = "sum" in value
-        if checked:
-            body, suffix = payload[:-_SUM_SUFFIX_BYTES], payload[-_SUM_SUFFIX_BYTES:]
-            if suffix != b',"sum":"%08x"}' % zlib.crc32(body):
-                return None
+        if checked != summed or (not checked and suffix[-10:-2] == b"%08x" % zlib.crc32(body)):
+            return None  # a failing sum, or a sum that holds under a damaged key name
         try:
             index = cls(
                 offset=_nonneg_int(value["offset"]),
@@ -277,6 +277,8 @@ class FrameReport:
     min_ts: bytes | None = None
     max_ts: bytes | None = None
     stamped: int = 0
+    #: The frame's first line is of version 2 or later (``"v"`` its second key): its writer wrote an index.
+    versioned: bool = False
 
     @property
     def lost(self) -> int | None:
@@ -310,13 +312,21 @@ class PartitionDecoder:
     decompressed. With ``seek_by_index``, a frame followed by an index that gives its exact length is judged by
     that index before its block headers are walked (a reader looking for a few minutes skips the rest of the
     hour at the cost of one search per frame; a frame it wants, or one whose index does not fit, is walked as
-    always). Never raises on garbage.
+    always). ``base`` is the file offset of ``data[0]`` (a read of a file's tail): indexes name file offsets.
+    Never raises on garbage.
     """
 
     def __init__(
-        self, data: bytes, limits: Limits | None = None, want: Want | None = None, *, seek_by_index: bool = False
+        self,
+        data: bytes,
+        limits: Limits | None = None,
+        want: Want | None = None,
+        *,
+        seek_by_index: bool = False,
+        base: int = 0,
     ) -> None:
         self.data = data
+        self.base = base
         self.limits = limits or Limits()
         self.want = want
         self.seek_by_index = seek_by_index and want is not None
@@ -329,6 +339,11 @@ class PartitionDecoder:
         #: Frames whose index does not describe their lines (count or ts range): an index that lies would make a
         #: reader of a span skip the frame, so it is damage even though every line of the frame is intact.
         self.lying_indexes: list[str] = []
+        #: Version 2 frames that ended with no index after them (cut off, its magic damaged, removed).
+        self.missing_indexes: list[int] = []
+        #: (frame offset, the offset its index names) for indexes right after a frame that name another frame:
+        #: frames were removed, duplicated or moved. Such an index is not used for that frame.
+        self.misplaced_indexes: list[tuple[int, int]] = []
 
     @property
     def unclosed(self) -> bool:
@@ -340,7 +355,8 @@ class PartitionDecoder:
     def clean(self) -> bool:
         """True when every frame decoded and terminated and nothing else was found: safe to append to."""
         frames_ok = all(f.status in ("ok", "skipped") for f in self.frames)
-        return not self.junk and frames_ok and not self.capped and not self.bad_indexes and not self.lying_indexes
+        indexes_ok = not self.bad_indexes and not self.lying_indexes and not self.misplaced_indexes
+        return not self.junk and frames_ok and not self.capped and indexes_ok
 
     @property
     def problems(self) -> list[str]:
@@ -364,6 +380,19 @@ class PartitionDecoder:
             for offset in self.bad_indexes
         ]
         found += self.lying_indexes
+        before_bad = self._frames_before_bad_indexes()
+        found += [
+            f"frame at byte {offset} ends without its index (cut off or damaged): its snapshots cannot be counted "
+            "or checked, and any frame removed after it cannot be seen"
+            for offset in self.missing_indexes
+            if offset not in before_bad
+        ]
+        if self.misplaced_indexes:
+            where, named = self.misplaced_indexes[0]
+            found.append(
+                f"{len(self.misplaced_indexes)} frame index(es) name another frame than the one they follow (first "
+                f"at the frame at byte {where}, naming byte {named}): frames were removed, duplicated or moved"
+            )
         if self.capped:
             found.append(f"stopped after {self.limits.max_partition_bytes} decompressed bytes (the partition cap)")
         return found
@@ -396,7 +425,7 @@ class PartitionDecoder:
                 if self.capped:
                     return
                 pos = report.end
-                if report.status in ("ok", "checksum") and index is not None:
+                if report.status in ("ok", "checksum") and (index is not None or after > report.end):
                     pos = after
                 continue
             if len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and 0x50 <= head[0] <= 0x5F:
@@ -426,7 +455,7 @@ class PartitionDecoder:
         index turns seeking off for the rest of the file (a file of frames without indexes, version 1 or with
         its indexes lost, would otherwise be searched to its end once per frame)."""
         found, end, index = next(self._indexes_after(offset), (0, 0, None))
-        if index is None or index.offset != offset or found != offset + index.length:
+        if index is None or index.offset != self.base + offset or found != offset + index.length:
             self.seek_by_index = False
             return False
         assert self.want is not None
@@ -457,11 +486,11 @@ class PartitionDecoder:
             return
         self.closed = index.closed
         for frame in reversed(self.frames):
-            if frame.offset == index.offset and frame.index is None:
+            if self.base + frame.offset == index.offset and frame.index is None:
                 frame.index = index
                 return
         for junk in self.junk:
-            if junk.offset == index.offset:
+            if self.base + junk.offset == index.offset:
                 self.junk.remove(junk)
                 detail = "frame header unreadable"
                 report = FrameReport(junk.offset, junk.offset + junk.length, "damaged", index=index, detail=detail)
@@ -473,8 +502,8 @@ class PartitionDecoder:
         """The index of the frame at ``offset`` when the frame's headers are damaged (so its end is unknown):
         the first index further on that names this offset, before any index of a later frame."""
         for _, _, index in self._indexes_after(offset):
-            if index.offset >= offset:
-                return index if index.offset == offset else None
+            if index.offset >= self.base + offset:
+                return index if index.offset == self.base + offset else None
         return None
 
     def _index_after(self, view: memoryview, shape: FrameShape) -> tuple[FrameIndex | None, int]:
@@ -488,6 +517,9 @@ class PartitionDecoder:
         if index is None or index.length != end - shape.offset:
             return None, end
         self.closed = index.closed
+        if index.offset != self.base + shape.offset:
+            self.misplaced_indexes.append((self.base + shape.offset, index.offset))
+            return None, end + 8 + length
         return index, end + 8 + length
 
     def _decode(self, view: memoryview, shape: FrameShape, report: FrameReport) -> Iterator[bytes]:
@@ -533,10 +565,18 @@ class PartitionDecoder:
         self._check_index(report)
         yield from _release(held, crcs, report)
 
+    def _frames_before_bad_indexes(self) -> set[int]:
+        """Offsets of the frames followed at once by an unreadable index (reported as such, not as missing)."""
+        bad = set(self.bad_indexes)
+        return {frame.offset for frame in self.frames if frame.end in bad}
+
     def _check_index(self, report: FrameReport) -> None:
         """Note an intact frame whose index does not hold its line count and ``ts`` range (lines without a
         plsnap ``ts`` prefix or over the line cap leave the range unchecked)."""
         index = report.index
+        misplaced = any(where == self.base + report.offset for where, _ in self.misplaced_indexes)
+        if index is None and report.status == "ok" and report.versioned and not misplaced:
+            self.missing_indexes.append(report.offset)
         if index is None or report.status != "ok":
             return
         span = (_text(report.min_ts), _text(report.max_ts))
@@ -662,6 +702,7 @@ class _LineAssembler:
             start = chunk.find(b"\n", start) + 1 or len(chunk)
         if report.first_ts is None:
             report.first_ts = ts_prefix(chunk[:64])
+            report.versioned = report.first_ts is not None and chunk[31:37] == b'","v":'
         last_start = chunk.rfind(b"\n", 0, len(chunk) - 1) + 1
         report.last_ts = ts_prefix(chunk[last_start : last_start + 64]) or report.last_ts
         return chunk
