@@ -588,3 +588,19 @@ def test_frames_and_indexes_cut_moved_or_spliced_are_reported_by_readers_and_ver
     for moment, expected in truth.items():
         got, problems = answer_of(instance, at(moment))
         assert got == expected or problems, moment
+
+
+def test_at_reports_a_partition_cut_after_an_index_once_with_its_last_ts(tmp_path: Path) -> None:
+    """A closed hour cut after its first frame's index: ``at`` in it reads the partition twice (a seek, then
+    the context), and says "not closed by its writer" once, naming the last snapshot the file still holds."""
+    instance = tmp_path / "db1"
+    write_hour(instance, range(0, 2 * 3600, 10))
+    first = list_partitions(instance).partitions[0]
+    data = first.path.read_bytes()
+    (f0, _, e0), *_ = units_of(data)
+    first.path.write_bytes(data[:e0])
+    assert f0 == 0
+    _, problems = answer_of(instance, at(1800))
+    unclosed = [problem for problem in problems if "not closed by its writer" in problem]
+    cut = "the writer crashed, or the file was cut after 2026-11-28T03:04:50.000Z"
+    assert unclosed == [f"{first.path}: not closed by its writer: {cut}"]

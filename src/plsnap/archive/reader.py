@@ -309,7 +309,7 @@ class ArchiveReader:
         elif open_tail and frames[-1].torn_bytes:
             self._report(f"{path}: dropped a torn last snapshot ({frames[-1].torn_bytes} bytes; being written?)")
         if decoder.unclosed and not open_tail and not live:
-            last = next((f.last_ts for f in reversed(frames) if f.last_ts), None)
+            last = next((_last_ts(f) for f in reversed(frames) if _last_ts(f)), None)
             after = f" after {last.decode('ascii', 'replace')}" if last else ""
             problems.append(f"not closed by its writer: the writer crashed, or the file was cut{after}")
         if not problems:
@@ -320,6 +320,13 @@ class ArchiveReader:
         damage.open_tail = open_tail
         for problem in problems:
             self._report(f"{path}: {problem}")
+
+
+def _last_ts(frame: FrameReport) -> bytes | None:
+    """The newest ``ts`` of a frame: as read, or as its index says when it was skipped (not decoded)."""
+    if frame.last_ts is None and frame.status == "skipped" and frame.index is not None and frame.index.max_ts:
+        return frame.index.max_ts.encode()
+    return frame.last_ts
 
 
 def _collect(
