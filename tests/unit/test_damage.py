@@ -8,6 +8,7 @@ import functools
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -465,13 +466,8 @@ def test_at_never_answers_differently_by_a_lying_index_without_a_warning(
 
 def index_payload_span(data: bytes, position: int) -> tuple[int, int]:
     """Where the payload of the ``position``-th data frame's index lies in ``data``."""
-    decoder = PartitionDecoder(data)
-    for _ in decoder.chunks():
-        pass
-    frame = decoder.frames[position]
-    assert frame.index is not None
-    start = frame.offset + frame.index.length + 8
-    return start, start + int.from_bytes(data[start - 4 : start], "little")
+    _, index_at, end = units_of(data)[position]
+    return index_at + 8, end
 
 
 @pytest.mark.parametrize(
@@ -604,3 +600,21 @@ def test_at_reports_a_partition_cut_after_an_index_once_with_its_last_ts(tmp_pat
     unclosed = [problem for problem in problems if "not closed by its writer" in problem]
     cut = "the writer crashed, or the file was cut after 2026-11-28T03:04:50.000Z"
     assert unclosed == [f"{first.path}: not closed by its writer: {cut}"]
+
+
+def test_many_stray_indexes_are_read_in_linear_time() -> None:
+    """A hostile file of 60,000 frames, each followed by its index and a copy that names it (a closing mark's
+    shape), is decoded at once: finding the frame an index names is a search, not a scan (it was quadratic:
+    about 45 s here). The bound only catches a hang."""
+    compressor = zstandard.ZstdCompressor(write_checksum=True)
+    line = encode_line({"ts": "2026-11-28T03:00:00.000Z", "v": 2, "sessions": []})
+    frame = compressor.compress(line)
+    data = bytearray()
+    for _ in range(60_000):
+        index = FrameIndex(len(data), len(frame), 1, len(line), line[7:31].decode(), line[7:31].decode())
+        data += frame + index.encode() + index.with_closed().encode()
+    started = time.monotonic()
+    decoder = PartitionDecoder(bytes(data))
+    assert sum(chunk.count(b"\n") for chunk in decoder.chunks()) == 60_000
+    assert time.monotonic() - started < 20
+    assert decoder.closed is True and decoder.problems == []

@@ -15,6 +15,7 @@ one-shot and streaming readers either fail on frames without a content size or h
 
 from __future__ import annotations
 
+import bisect
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -344,6 +345,7 @@ class PartitionDecoder:
         #: (frame offset, the offset its index names) for indexes right after a frame that name another frame:
         #: frames were removed, duplicated or moved. Such an index is not used for that frame.
         self.misplaced_indexes: list[tuple[int, int]] = []
+        self._misplaced_frames: set[int] = set()
 
     @property
     def unclosed(self) -> bool:
@@ -485,18 +487,18 @@ class PartitionDecoder:
             self.bad_indexes.append(offset)
             return
         self.closed = index.closed
-        for frame in reversed(self.frames):
-            if self.base + frame.offset == index.offset and frame.index is None:
-                frame.index = index
-                return
-        for junk in self.junk:
-            if self.base + junk.offset == index.offset:
-                self.junk.remove(junk)
-                detail = "frame header unreadable"
-                report = FrameReport(junk.offset, junk.offset + junk.length, "damaged", index=index, detail=detail)
-                self.frames.append(report)
-                self.frames.sort(key=lambda f: f.offset)
-                return
+        local = index.offset - self.base
+        at = bisect.bisect_left(self.frames, local, key=lambda f: f.offset)
+        if at < len(self.frames) and self.frames[at].offset == local:
+            if self.frames[at].index is None:
+                self.frames[at].index = index
+            return
+        at = bisect.bisect_left(self.junk, local, key=lambda j: j.offset)
+        if at < len(self.junk) and self.junk[at].offset == local:
+            junk = self.junk.pop(at)
+            detail = "frame header unreadable"
+            report = FrameReport(junk.offset, junk.offset + junk.length, "damaged", index=index, detail=detail)
+            bisect.insort(self.frames, report, key=lambda f: f.offset)
 
     def _index_ahead(self, offset: int) -> FrameIndex | None:
         """The index of the frame at ``offset`` when the frame's headers are damaged (so its end is unknown):
@@ -519,6 +521,7 @@ class PartitionDecoder:
         self.closed = index.closed
         if index.offset != self.base + shape.offset:
             self.misplaced_indexes.append((self.base + shape.offset, index.offset))
+            self._misplaced_frames.add(shape.offset)
             return None, end + 8 + length
         return index, end + 8 + length
 
@@ -574,7 +577,7 @@ class PartitionDecoder:
         """Note an intact frame whose index does not hold its line count and ``ts`` range (lines without a
         plsnap ``ts`` prefix or over the line cap leave the range unchecked)."""
         index = report.index
-        misplaced = any(where == self.base + report.offset for where, _ in self.misplaced_indexes)
+        misplaced = report.offset in self._misplaced_frames
         if index is None and report.status == "ok" and report.versioned and not misplaced:
             self.missing_indexes.append(report.offset)
         if index is None or report.status != "ok":
